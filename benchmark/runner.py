@@ -1,0 +1,283 @@
+"""One run = one method × one protocol × one seed: data → (training) → evaluation → MLflow.
+
+:func:`run` takes the resolved config (a hydra ``DictConfig`` or a plain dict with the same keys as
+``benchmark/conf/config.yaml``) and returns the test metrics. A run whose config hash already has a
+FINISHED MLflow run is skipped (``skip_finished``), so a sweep can be re-launched safely; a neural
+run interrupted mid-training resumes from its checkpoint folder ``<runs_dir>/<config hash>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import signal as sig
+from benchmark import tracking
+from benchmark.evaluate import EvalConfig, RecordSignal, evaluate_signals, reassemble
+from benchmark.labels import build_label_pipeline
+from benchmark.method import NeuralMethod, UnsupervisedMethod
+from benchmark.registry import create_method
+from protocols.base import Record
+from protocols.preprocess import CachedRecord, PreprocessConfig, preprocess
+from protocols.protocol import SPLITS, Protocol
+
+#: Bumped when a change in the code changes results, so old runs are not reused.
+RESULTS_VERSION = 1
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    return json.loads(json.dumps(cfg, default=str))
+
+
+def build_method(cfg: Mapping[str, Any]) -> Any:
+    mcfg = dict(cfg["method"])
+    name = mcfg.pop("name")
+    return create_method(name, **mcfg)
+
+
+def resolve_trainer(cfg: Mapping[str, Any], method: Any) -> dict[str, Any]:
+    """Trainer settings after applying the method's quick preset or published recipe."""
+    tcfg = dict(cfg.get("trainer") or {})
+    if isinstance(method, NeuralMethod):
+        if tcfg.get("recipe") == "paper":
+            for k, v in method.paper_recipe.items():
+                if k in ("optimizer", "lr", "weight_decay", "epochs", "batch_size", "scheduler", "select"):
+                    tcfg[k] = v
+        elif tcfg.get("quick_shapes"):
+            for k in ("lr", "epochs", "batch_size", "weight_decay"):
+                if k in method.quick and k not in (tcfg.get("pinned") or ()):
+                    tcfg[k] = method.quick[k]
+    return tcfg
+
+
+def apply_quick_shapes(method: Any, cfg: Mapping[str, Any]) -> Any:
+    """Rebuild a neural method with its quick frames/size unless the user set them."""
+    if not isinstance(method, NeuralMethod) or not (cfg.get("trainer") or {}).get("quick_shapes"):
+        return method
+    mcfg = dict(cfg["method"])
+    changed = False
+    for k in ("frames", "size"):
+        if mcfg.get(k) is None and k in method.quick:
+            mcfg[k] = method.quick[k]
+            changed = True
+    if not changed:
+        return method
+    name = mcfg.pop("name")
+    return create_method(name, **mcfg)
+
+
+class SplitLoader:
+    """Lists each dataset alias's records once and preprocesses only what a split needs."""
+
+    def __init__(self, protocol: Protocol, pcfg: PreprocessConfig, cache_dir: str | Path, progress: bool = True):
+        self.protocol = protocol
+        self.pcfg = pcfg
+        self.cache_dir = Path(cache_dir)
+        self.progress = progress
+        self._loaders: dict[str, Any] = {}
+        self._records: dict[str, list[Record]] = {}
+
+    def _alias(self, alias: str) -> tuple[Any, list[Record]]:
+        if alias not in self._loaders:
+            loader = self.protocol.loader(alias)
+            self._loaders[alias] = loader
+            self._records[alias] = list(loader.records())
+        return self._loaders[alias], self._records[alias]
+
+    def records(self, split: str) -> list[tuple[str, Record]]:
+        out = []
+        for part in self.protocol.splits.get(split, []):
+            _, recs = self._alias(part.dataset)
+            out.extend((part.dataset, r) for r in self.protocol.select(part.dataset, recs, part))
+        return out
+
+    def cached(self, split: str) -> list[CachedRecord]:
+        out: list[CachedRecord] = []
+        by_alias: dict[str, list[Record]] = {}
+        for alias, rec in self.records(split):
+            by_alias.setdefault(alias, []).append(rec)
+        for alias, recs in by_alias.items():
+            loader, _ = self._alias(alias)
+            out.extend(preprocess(loader, self.pcfg, self.cache_dir, records=recs, progress=self.progress))
+        return out
+
+
+def _record_hr(ppg: np.ndarray, fps: float, ecfg: EvalConfig) -> float:
+    x = sig.postprocess(ppg, fps, ecfg.band, detrend_lambda=ecfg.detrend_lambda, order=ecfg.filter_order)
+    return sig.hr_spectrum(x, fps, ecfg.band)
+
+
+def predict_unsupervised(method: UnsupervisedMethod, records: list[CachedRecord], progress: bool = True) -> list[RecordSignal]:
+    from tqdm.auto import tqdm
+
+    out = []
+    for rec in tqdm(records, desc=f"{method.name} predict", disable=not progress, leave=False):
+        pred = np.asarray(method.predict(rec.frames, rec.fps), dtype=np.float64)
+        if pred.shape != (len(rec),):
+            raise ValueError(f"method {method.name!r} returned shape {pred.shape} for a {len(rec)}-frame record")
+        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=False))
+    return out
+
+
+def predict_neural(method: NeuralMethod, records: list[CachedRecord], *, batch_size: int = 4, stride: int | None = None,
+                   device: str = "auto", progress: bool = True) -> list[RecordSignal]:
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from benchmark.data import ChunkDataset
+    from benchmark.trainer import pick_device
+
+    spec = method.input_spec()
+    ds = ChunkDataset(records, spec.frames, spec.transforms, stride=stride or spec.frames, cover_tail=True)
+    dev = pick_device(device)
+    model = method.inference_model().to(dev).eval()
+    chunks: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(records))}
+    with torch.no_grad():
+        for batch in tqdm(DataLoader(ds, batch_size=batch_size), desc=f"{method.name} predict", disable=not progress, leave=False):
+            b = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            sigs = method.signal(method.forward(model, b)).float().cpu().numpy()
+            for j in range(sigs.shape[0]):
+                chunks[int(batch["record"][j])].append((int(batch["start"][j]), sigs[j]))
+    out = []
+    for i, rec in enumerate(records):
+        pred = reassemble(len(rec), chunks[i])
+        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=method.signal_is_derivative))
+    return out
+
+
+def _scatter_figure(df: Any, title: str) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    sns.scatterplot(data=df, x="hr_ref", y="hr_pred", hue="dataset", ax=axes[0], s=18)
+    lo = float(min(df["hr_ref"].min(), df["hr_pred"].min())) - 5
+    hi = float(max(df["hr_ref"].max(), df["hr_pred"].max())) + 5
+    axes[0].plot([lo, hi], [lo, hi], "k--", lw=1)
+    axes[0].set(xlabel="reference HR (bpm)", ylabel="predicted HR (bpm)", title=title)
+    mean = (df["hr_ref"] + df["hr_pred"]) / 2
+    diff = df["hr_pred"] - df["hr_ref"]
+    bias, sd = float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+    axes[1].scatter(mean, diff, s=12)
+    for y, ls in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
+        axes[1].axhline(y, color="k", ls=ls, lw=1)
+    axes[1].set(xlabel="mean of reference and predicted HR (bpm)", ylabel="predicted − reference (bpm)",
+                title=f"Bland–Altman: bias {bias:.2f}, LoA ±{1.96 * sd:.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def run(cfg: Any) -> dict[str, float]:
+    """Execute one run; returns the test metrics (``test/...``)."""
+    from benchmark.data import ChunkDataset
+    from benchmark.trainer import Trainer, TrainerConfig, seed_everything
+
+    plain = _plain(cfg)
+    plain.pop("hydra", None)
+    seed = int(plain.get("seed", 0))
+    progress = bool(plain.get("progress", True))
+    seed_everything(seed)
+    method = apply_quick_shapes(build_method(plain), plain)
+    neural = isinstance(method, NeuralMethod)
+    tcfg = resolve_trainer(plain, method)
+    ecfg = EvalConfig.from_dict({**(plain.get("eval") or {}), "seed": seed})
+    protocol = Protocol.from_config(plain["protocol"])
+    pp = dict(plain.get("preprocess") or {})
+    if pp.get("size") is None:
+        pp["size"] = method.input_spec().size if neural else 72
+    pcfg = PreprocessConfig(**pp)
+    labels_cfg = dict(plain.get("labels") or {})
+    label_specs = list(labels_cfg.get("transforms") or []) + (method.label_transforms() if neural else [])
+    identity = {
+        "method": {**dict(plain["method"]), **(dataclasses.asdict(method.cfg))},
+        "protocol": plain["protocol"], "preprocess": dataclasses.asdict(pcfg), "eval": dataclasses.asdict(ecfg),
+        "trainer": tcfg if neural else None, "labels": label_specs if neural else None, "seed": seed,
+        "version": RESULTS_VERSION,
+    }
+    chash = tracking.config_hash(identity)
+    tr = dict(plain.get("tracking") or {})
+    exp_id = tracking.setup(tr.get("uri"), tr.get("experiment", "rppg-bench"), tr.get("artifacts"))
+    if plain.get("skip_finished", True):
+        done = tracking.find_finished(exp_id, chash)
+        if done is not None:
+            print(f"[skip] {method.name} on {protocol.name} seed {seed}: finished run {done.info.run_id} has config {chash}")
+            return {k: v for k, v in done.data.metrics.items() if k.startswith("test/")}
+
+    loader = SplitLoader(protocol, pcfg, plain.get("cache_dir", "cache"), progress=progress)
+    split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
+    protocol.check_disjoint(split_ids)
+    train_hrs = [_record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
+    tags = {"config_hash": chash, "method": method.name, "protocol": protocol.name, "seed": str(seed),
+            "kind": method.kind, "trainer": str(plain.get("trainer", {}).get("name", "")) if neural else "none",
+            "labels": str(labels_cfg.get("name", "clean"))}
+    run_name = f"{method.name}/{protocol.name}/seed{seed}"
+    with tracking.start_run(run_name, tags, identity):
+        tracking.log_text(json.dumps(split_ids, indent=1), "splits.json")
+        fit_info: dict[str, Any] = {}
+        if neural:
+            spec = method.input_spec()
+            ckpt = getattr(method.cfg, "checkpoint", None)
+            if ckpt:
+                method.load_checkpoint(ckpt)
+                fit_info["checkpoint"] = str(ckpt)
+            else:
+                train_recs = loader.cached("train")
+                if not train_recs:
+                    raise ValueError(f"protocol {protocol.name!r}: empty training split")
+                val_recs = loader.cached("val") if "val" in protocol.splits else []
+                pipeline = build_label_pipeline(label_specs)
+                train_ds = ChunkDataset(train_recs, spec.frames, spec.transforms, label_transforms=pipeline, seed=seed, fit_labels=True)
+                val_ds = ChunkDataset(val_recs, spec.frames, spec.transforms, label_transforms=pipeline, seed=seed) if val_recs else None
+                tconf = TrainerConfig.from_dict(tcfg)
+                tconf.progress = progress
+
+                def val_mae(m: NeuralMethod) -> float:
+                    met, _ = evaluate_signals(predict_neural(m, val_recs, batch_size=tconf.batch_size, device=tconf.device, progress=False),
+                                              dataclasses.replace(ecfg, n_boot=0))
+                    return met["mae_bpm"]
+
+                trainer = Trainer(tconf, Path(plain.get("runs_dir", "runs")) / chash, seed=seed,
+                                  log_metrics=lambda m, s: tracking.log_metrics(m, step=s), val_metric=val_mae if val_recs else None)
+                res = trainer.fit(method, train_ds, val_ds)
+                fit_info = {"best": res.best, "resumed_from": res.resumed_from, "epochs": len(res.history)}
+                tracking.log_text(json.dumps({"history": res.history, **fit_info}, indent=1, default=str), "training.json")
+        test_recs = loader.cached("test")
+        if neural:
+            signals = predict_neural(method, test_recs, batch_size=int(tcfg.get("batch_size", 4)),
+                                     stride=(plain.get("eval") or {}).get("stride"), device=tcfg.get("device", "auto"), progress=progress)
+        else:
+            signals = predict_unsupervised(method, test_recs, progress=progress)
+        metrics, df = evaluate_signals(signals, ecfg)
+        if train_hrs:
+            metrics["const_mae_bpm"] = float(np.mean(np.abs(df["hr_ref"].to_numpy() - float(np.mean(train_hrs)))))
+        out = {f"test/{k}": float(v) for k, v in metrics.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        tracking.log_metrics(out)
+        tracking.log_dataframe(df[["record", "window", "start", "stop", "hr_pred", "hr_ref", "snr_db", "macc", "pearson_wave", "dataset", "subject"]], "predictions.csv")
+        try:
+            import matplotlib.pyplot as plt
+
+            fig = _scatter_figure(df, run_name)
+            tracking.log_figure(fig, "hr_scatter.png")
+            plt.close(fig)
+        except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the run's metrics
+            print(f"[warn] could not draw the HR figure: {exc}")
+    print(f"[done] {run_name}: MAE {metrics['mae_bpm']:.2f} bpm (±{metrics['mae_bpm_se']:.2f} SE), RMSE {metrics['rmse_bpm']:.2f}, "
+          f"r {metrics['pearson']:.3f}, {int(metrics['n'])} windows")
+    return out
