@@ -160,13 +160,12 @@ COMMANDS = {
 
 def _extra_commands() -> None:
     """Commands contributed by optional modules (label-quality lab)."""
-    try:
+    import importlib.util
+
+    if importlib.util.find_spec("benchmark.label_lab") is not None:
         from benchmark import label_lab
 
         COMMANDS.update(label_lab.COMMANDS)
-    except ModuleNotFoundError as exc:
-        if exc.name != "benchmark.label_lab":
-            raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
