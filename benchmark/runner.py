@@ -57,7 +57,7 @@ def resolve_trainer(cfg: Mapping[str, Any], method: Any) -> dict[str, Any]:
                 if k in ("optimizer", "lr", "weight_decay", "epochs", "batch_size", "scheduler", "select"):
                     tcfg[k] = v
         elif tcfg.get("quick_shapes"):
-            for k in ("lr", "epochs", "batch_size", "weight_decay"):
+            for k in ("lr", "epochs", "batch_size", "weight_decay", "select"):
                 if k in method.quick and k not in (tcfg.get("pinned") or ()):
                     tcfg[k] = method.quick[k]
     return tcfg
