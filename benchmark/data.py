@@ -199,6 +199,15 @@ class ChunkDataset(Dataset):
                 raise DatasetFormatError(self.records[ri].path, exc.reason) from None
         return self._stats[ri]
 
+    def label_chunks(self):
+        """Yield ``(label, fps)`` for every chunk, as training sees it, without decoding frames."""
+        for i, (ri, s) in enumerate(self.index):
+            rec = self.records[ri]
+            y = self._record_label(ri)[s : s + self.length]
+            for j, tf in enumerate(self._chunk_tf):
+                y = tf(y, rec.fps, self._rng(ri, 1000 + i * 31 + j))
+            yield np.asarray(y, dtype=np.float64), float(rec.fps)
+
     def __len__(self) -> int:
         return len(self.index)
 
