@@ -69,9 +69,7 @@ def training_label_chunks(train_data: Any, fps: float | Sequence[float] | None =
     """(labels, fps per label) of a training split, without decoding frames where possible.
 
     Accepts label arrays plus ``fps``; a dataset with a public ``label_chunks()`` iterator of
-    ``(label, fps)``; a :class:`benchmark.data.ChunkDataset` (its label path is replayed: record
-    transforms, then chunk transforms with the same per-chunk generators as ``__getitem__``); or any
-    dataset of dicts with ``label`` and ``fps`` (frames are then loaded and dropped).
+    ``(label, fps)`` (:class:`benchmark.data.ChunkDataset`); or any dataset of dicts with ``label`` and ``fps`` (frames are then loaded and dropped).
     """
     if fps is not None:
         labels = [np.asarray(y, dtype=np.float64) for y in train_data]
@@ -82,17 +80,6 @@ def training_label_chunks(train_data: Any, fps: float | Sequence[float] | None =
     if hasattr(train_data, "label_chunks"):
         pairs = list(train_data.label_chunks())
         return [np.asarray(y, dtype=np.float64) for y, _ in pairs], [float(f) for _, f in pairs]
-    needed = ("index", "records", "length", "_record_label", "_chunk_tf", "_rng")
-    if all(hasattr(train_data, a) for a in needed):
-        labels, rates = [], []
-        for i, (ri, s) in enumerate(train_data.index):
-            rec = train_data.records[ri]
-            y = train_data._record_label(ri)[s : s + train_data.length]
-            for j, tf in enumerate(train_data._chunk_tf):
-                y = tf(y, rec.fps, train_data._rng(ri, 1000 + i * 31 + j))
-            labels.append(np.asarray(y, dtype=np.float64))
-            rates.append(float(rec.fps))
-        return labels, rates
     labels, rates = [], []
     for i in range(len(train_data)):
         item = train_data[i]

@@ -2,9 +2,9 @@
 
 ``cache/<loader key>/<preprocess key>/<record id>/{frames.npy, ppg.npy, meta.json}``
 
-* frames are streamed from the record's :class:`~protocols.base.FrameSource` block by block, cropped
-  and resized (``cv2.INTER_AREA``) straight into a ``.npy`` memmap: the whole video is never in
-  memory and never as float64;
+* frames are streamed from the record's :class:`~protocols.base.FrameSource` in blocks of at most
+  8 MiB, cropped and resized (``cv2.INTER_AREA``) and appended to a ``.npy`` file that is later
+  opened as a read-only memmap: the whole video is never in memory and never as float64;
 * every record is written into a temporary folder that is renamed into place only when complete,
   so an interrupted run leaves no half-written record behind; a rerun skips finished records and
   clears stale temporary folders;
@@ -12,6 +12,16 @@
   OpenCV's Haar cascade on the first frame (toolbox default) or on every N-th frame with a
   coordinate-wise median box; it is enlarged ×1.5 by default (toolbox ``LARGE_BOX_COEF``).
   No-face policy: ``error`` / ``full_frame`` / ``skip_record``, recorded in each record's meta.
+* records can be processed by a bounded pool of worker processes (``workers`` > 1; ``spawn`` start
+  method, so it is safe with threads, CUDA and macOS/Windows). Workers never receive frames: a
+  loader that can rebuild one record by id (``record_ids()`` / ``record(id)``, every
+  :class:`~protocols.datasets._common.FileLoader`) is sent once per worker and each task is a record
+  id; other loaders' Records are pickled (lazy frame sources pickle as a few parameters). At most
+  ``2 × workers`` records are in flight, each streamed block by block, so memory is bounded by
+  ``workers`` × (one block + one record's labels).
+* every run ends with a summary — per record: done / cached / skipped / failed, the face source
+  (``known``, ``haar_first``, ``haar_median``, ``full_frame_fallback``, ...) — which is printed and
+  returned (:func:`run_preprocess`) or filled into the ``summary`` dict given to :func:`preprocess`.
 """
 
 from __future__ import annotations
@@ -21,6 +31,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import time
+import traceback
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +133,19 @@ def enlarge_box(box: tuple[int, int, int, int], coef: float, height: int, width:
     return x0, y0, x1, y1
 
 
+#: Upper bound on the bytes of one decoded block of frames (uint8 RGB).
+BLOCK_BYTES = 8 * 1024**2
+
+
+def block_frames(height: int, width: int, max_block: int = 64) -> int:
+    """Frames per streamed block so that a block stays under :data:`BLOCK_BYTES` (≥ 1, ≤ ``max_block``).
+
+    >>> block_frames(480, 640), block_frames(1024, 1024), block_frames(72, 72)
+    (9, 2, 64)
+    """
+    return max(1, min(max_block, BLOCK_BYTES // max(1, height * width * 3)))
+
+
 def find_face_box(record: Record, cfg: PreprocessConfig) -> tuple[tuple[int, int, int, int] | None, dict[str, Any]]:
     """The (x, y, w, h) box to crop for the whole record and a note of how it was found."""
     h, w = record.frames.height, record.frames.width
@@ -130,7 +157,8 @@ def find_face_box(record: Record, cfg: PreprocessConfig) -> tuple[tuple[int, int
     n_tried = 0
     step = 1 if cfg.detection == "first" else max(1, cfg.detect_every)
     idx = 0
-    for block in record.frames.iter_blocks(64):
+    blk = 1 if cfg.detection == "first" else block_frames(h, w)
+    for block in record.frames.iter_blocks(blk):
         for i in range(len(block)):
             if (idx + i) % step == 0:
                 n_tried += 1
@@ -187,16 +215,24 @@ def _jsonable(v: Any) -> Any:
 
 def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path) -> CachedRecord | None:
     """Crop/resize one record into ``out_dir`` atomically; returns None when skipped (no face)."""
-    out_dir = Path(out_dir)
+    cached, _ = _process(record, cfg, Path(out_dir))
+    return cached
+
+
+def _process(record: Record, cfg: PreprocessConfig, out_dir: Path) -> tuple[CachedRecord | None, dict[str, Any]]:
+    """:func:`preprocess_record` plus a summary line: status, face source, frames, seconds."""
+    t0 = time.perf_counter()
     if (out_dir / "meta.json").is_file():
-        return load_cached(out_dir)
+        cached = load_cached(out_dir)
+        return cached, _info_from_cache(cached, "cached", t0)
     box, note = find_face_box(record, cfg)
     h, w = record.frames.height, record.frames.width
     if box is None:
         if cfg.no_face == "error":
             raise NoFaceError(f"record {record.dataset}/{record.id}", "no face found (no_face=error)")
         if cfg.no_face == "skip_record":
-            return None
+            return None, {"id": record.id, "status": "skipped", "face_source": "none", "n_frames": len(record.frames),
+                          "seconds": round(time.perf_counter() - t0, 3), "reason": "no face found (no_face=skip_record)"}
         box = (0, 0, w, h)
         note["face_source"] = "full_frame_fallback"
     x0, y0, x1, y1 = enlarge_box(box, cfg.box_coef, h, w) if note["face_source"] != "full_frame_configured" else (0, 0, w, h)
@@ -206,19 +242,25 @@ def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path
     tmp.mkdir(parents=True)
     try:
         t = len(record.frames)
-        frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint8, shape=(t, cfg.size, cfg.size, 3))
         i = 0
-        for block in record.frames.iter_blocks(64):
-            if block.dtype != np.uint8 or block.ndim != 4:
-                raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"frames must be uint8 (t,H,W,3), got {block.dtype} {block.shape}")
-            for frame in block:
-                crop = frame[y0:y1, x0:x1]
-                frames[i] = cv2.resize(crop, (cfg.size, cfg.size), interpolation=cv2.INTER_AREA)
-                i += 1
-        if i != t:
-            raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded {i} frames, expected {t}")
-        frames.flush()
-        del frames
+        # Written sequentially (npy header + raw rows), not through a writable memmap: dirty
+        # memmap pages would count towards this process's RSS and grow with the video's length.
+        with open(tmp / "frames.npy", "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (t, cfg.size, cfg.size, 3)})
+            for block in record.frames.iter_blocks(block_frames(h, w)):
+                if block.dtype != np.uint8 or block.ndim != 4:
+                    raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"frames must be uint8 (t,H,W,3), got {block.dtype} {block.shape}")
+                if i + len(block) > t:
+                    raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded more than the {t} frames announced")
+                out = np.empty((len(block), cfg.size, cfg.size, 3), np.uint8)
+                for j, frame in enumerate(block):
+                    cv2.resize(frame[y0:y1, x0:x1], (cfg.size, cfg.size), dst=out[j], interpolation=cv2.INTER_AREA)
+                fh.write(out.tobytes())
+                i += len(block)
+            if i != t:
+                raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded {i} frames, expected {t}")
+            fh.flush()
+            os.fsync(fh.fileno())
         np.save(tmp / "ppg.npy", np.asarray(record.ppg, dtype=np.float32))
         meta = {
             "id": record.id, "subject": record.subject, "dataset": record.dataset, "fps": float(record.fps),
@@ -233,7 +275,137 @@ def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return load_cached(out_dir)
+    cached = load_cached(out_dir)
+    return cached, _info_from_cache(cached, "done", t0)
+
+
+def _info_from_cache(cached: CachedRecord, status: str, t0: float) -> dict[str, Any]:
+    meta = json.loads((cached.path / "meta.json").read_text())
+    return {"id": cached.id, "status": status, "face_source": meta.get("face_source", "?"), "n_frames": len(cached),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+# -- runs over many records ----------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed worker whose parent died too may
+    linger unreaped as a zombie, e.g. in containers whose init does not reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def clear_stale(base: str | Path) -> list[Path]:
+    """Remove temporary folders left by killed runs (their writer process is gone); returns them.
+
+    Temporary folders of processes still alive (a concurrent run on the same cache) are left alone.
+    """
+    removed = []
+    base = Path(base)
+    if not base.exists():
+        return removed
+    for tmp in base.glob(".*.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+        except ValueError:
+            pid = -1
+        if pid != os.getpid() and pid > 0 and _pid_alive(pid):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+_WORKER_LOADER: Loader | None = None
+
+
+def _worker_init(loader: Loader | None) -> None:
+    global _WORKER_LOADER
+    _WORKER_LOADER = loader
+
+
+def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader: Loader | None = None,
+              raise_errors: bool = False) -> dict[str, Any]:
+    """Process one record (in a worker or in-process); errors come back as data unless ``raise_errors``.
+
+    In workers, exceptions are returned rather than raised because not every exception survives
+    pickling across processes (``DatasetFormatError`` takes two arguments); the parent re-raises them.
+    """
+    kind, obj = task
+    rid = obj if kind == "id" else obj.id
+    t0 = time.perf_counter()
+    try:
+        if kind == "id":
+            src = loader if loader is not None else _WORKER_LOADER
+            if src is None:  # pragma: no cover - initializer not run
+                raise RuntimeError("worker has no loader")
+            record = src.record(rid)  # type: ignore[attr-defined]
+        else:
+            record = obj
+        _, info = _process(record, cfg, Path(out_dir))
+        return info
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which decides
+        if raise_errors:
+            raise
+        return {
+            "id": rid, "status": "failed", "face_source": "?", "seconds": round(time.perf_counter() - t0, 3),
+            "error": f"{type(e).__name__}: {e}", "error_type": type(e).__name__,
+            "error_path": getattr(e, "path", None), "error_reason": getattr(e, "reason", None),
+            "traceback": traceback.format_exc(),
+        }
+
+
+def _reraise(info: dict[str, Any]) -> None:
+    if info.get("error_path") is not None and info.get("error_reason") is not None:
+        cls = NoFaceError if info["error_type"] == "NoFaceError" else DatasetFormatError
+        raise cls(info["error_path"], info["error_reason"])
+    raise RuntimeError(f"preprocessing record {info['id']!r} failed: {info['error']}\n{info.get('traceback', '')}")
+
+
+def summarize(infos: list[dict[str, Any]], **head: Any) -> dict[str, Any]:
+    """Summary dict of a run: counts by status and by face source, plus every record's line."""
+    status = Counter(i["status"] for i in infos)
+    faces = Counter(i.get("face_source", "?") for i in infos if i["status"] in ("done", "cached"))
+    return {
+        **head,
+        "n_records": len(infos),
+        "counts": {k: status.get(k, 0) for k in ("done", "cached", "skipped", "failed")},
+        "face_source": dict(sorted(faces.items())),
+        "fallback": [i["id"] for i in infos if i.get("face_source") == "full_frame_fallback"],
+        "skipped": [i["id"] for i in infos if i["status"] == "skipped"],
+        "failed": {i["id"]: i.get("error", "?") for i in infos if i["status"] == "failed"},
+        "records": infos,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable summary: one line of counts, then one line per notable record.
+
+    >>> print(format_summary(summarize([{"id": "a", "status": "done", "face_source": "haar_first"},
+    ...                                 {"id": "b", "status": "skipped", "face_source": "none"}], dataset="x")))
+    preprocess x: 2 records — done 1, cached 0, skipped 1, failed 0 | face: haar_first 1
+      skipped b: no face found
+    """
+    c = summary["counts"]
+    faces = ", ".join(f"{k} {v}" for k, v in summary["face_source"].items()) or "-"
+    lines = [
+        f"preprocess {summary.get('dataset', '?')}: {summary['n_records']} records — done {c['done']}, cached {c['cached']}, "
+        f"skipped {c['skipped']}, failed {c['failed']} | face: {faces}"
+    ]
+    for rid in summary["fallback"]:
+        lines.append(f"  fallback {rid}: no face found, cropped the full frame (no_face=full_frame)")
+    for rid in summary["skipped"]:
+        lines.append(f"  skipped {rid}: no face found")
+    for rid, err in summary["failed"].items():
+        lines.append(f"  FAILED {rid}: {err}")
+    return "\n".join(lines)
 
 
 def preprocess(
@@ -242,16 +414,133 @@ def preprocess(
     cache_root: str | Path,
     records: Iterable[Record] | None = None,
     progress: bool = True,
+    *,
+    workers: int = 0,
+    on_error: str = "raise",
+    summary: dict[str, Any] | None = None,
 ) -> Iterator[CachedRecord]:
-    """Preprocess (or reuse from the cache) every record of ``loader``; yields cached records."""
+    """Preprocess (or reuse from the cache) every record of ``loader``; yields cached records in order.
+
+    ``workers`` > 1 runs a bounded process pool (see the module docstring); 0 or 1 runs in-process.
+    ``on_error``: ``raise`` (default) stops at the first failing record with its error;
+    ``continue`` keeps going and lists the failures in the summary. Skipped records (``no_face:
+    skip_record``) are not yielded. When the generator is exhausted, the run's summary is printed and,
+    if ``summary`` is a dict, filled into it.
+    """
     from tqdm.auto import tqdm
 
+    if on_error not in ("raise", "continue"):
+        raise ValueError(f"on_error must be raise|continue, got {on_error!r}")
     base = Path(cache_root) / loader.key() / cfg.key()
-    if base.exists():
-        for stale in base.glob(".*.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    recs = records if records is not None else loader.records()
-    for rec in tqdm(recs, desc=f"preprocess {loader.key()}", disable=not progress, leave=False):
-        cached = preprocess_record(rec, cfg, base / rec.id)
-        if cached is not None:
-            yield cached
+    clear_stale(base)
+    by_id = records is None and hasattr(loader, "record_ids") and hasattr(loader, "record")
+    if by_id:
+        tasks: list[tuple[str, Any]] = [("id", rid) for rid in loader.record_ids()]  # type: ignore[attr-defined]
+    else:
+        recs = list(records) if records is not None else list(loader.records())
+        if workers > 1 and hasattr(loader, "record"):
+            tasks = [("id", r.id) for r in recs]  # rebuilt in the worker: nothing big crosses processes
+        else:
+            tasks = [("record", r) for r in recs]
+    ids = [obj if kind == "id" else obj.id for kind, obj in tasks]
+    if len(set(ids)) != len(ids):
+        dup = sorted(i for i, c in Counter(ids).items() if c > 1)[:3]
+        raise DatasetFormatError(f"dataset {loader.key()}", f"duplicate record ids, e.g. {dup}")
+    infos: list[dict[str, Any]] = []
+    bar = tqdm(total=len(tasks), desc=f"preprocess {loader.key()}", disable=not progress, leave=False)
+    t_start = time.perf_counter()
+
+    def handle(info: dict[str, Any]) -> CachedRecord | None:
+        infos.append({k: v for k, v in info.items() if k != "traceback"})
+        bar.update(1)
+        if info["status"] == "failed":
+            if on_error == "raise":
+                bar.close()
+                _reraise(info)
+            return None
+        if info["status"] == "skipped":
+            return None
+        return load_cached(base / info["id"])
+
+    try:
+        if workers <= 1:
+            for task in tasks:
+                rid = task[1] if task[0] == "id" else task[1].id
+                if (base / rid / "meta.json").is_file():
+                    cached = load_cached(base / rid)
+                    out = handle(_info_from_cache(cached, "cached", time.perf_counter()))
+                else:
+                    out = handle(_run_task(task, cfg, str(base / rid), loader=loader, raise_errors=on_error == "raise"))
+                if out is not None:
+                    yield out
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")
+            pool_loader = loader if any(k == "id" for k, _ in tasks) else None
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(pool_loader,)) as ex:
+                pending: deque[tuple[str, Any]] = deque()
+                try:
+                    for task in tasks:
+                        rid = task[1] if task[0] == "id" else task[1].id
+                        if (base / rid / "meta.json").is_file():
+                            pending.append((rid, None))
+                        else:
+                            pending.append((rid, ex.submit(_run_task, task, cfg, str(base / rid))))
+                        while len(pending) > 2 * workers or (pending and pending[0][1] is None):
+                            out = _collect(pending.popleft(), base, handle)
+                            if out is not None:
+                                yield out
+                    while pending:
+                        out = _collect(pending.popleft(), base, handle)
+                        if out is not None:
+                            yield out
+                except BaseException:
+                    for _, fut in pending:
+                        if fut is not None:
+                            fut.cancel()
+                    raise
+    finally:
+        bar.close()
+    result = summarize(infos, dataset=loader.key(), preprocess=cfg.key(), cache_dir=str(base),
+                       workers=workers, seconds=round(time.perf_counter() - t_start, 2))
+    print(format_summary(result), file=sys.stderr)
+    if summary is not None:
+        summary.clear()
+        summary.update(result)
+
+
+def _collect(item: tuple[str, Any], base: Path, handle: Any) -> CachedRecord | None:
+    rid, fut = item
+    if fut is None:
+        cached = load_cached(base / rid)
+        return handle(_info_from_cache(cached, "cached", time.perf_counter()))
+    return handle(fut.result())
+
+
+def run_preprocess(
+    dataset_name: str,
+    dataset_kwargs: dict[str, Any],
+    cfg: PreprocessConfig,
+    cache_root: str | Path,
+    workers: int = 1,
+    *,
+    progress: bool = True,
+    on_error: str = "raise",
+) -> dict[str, Any]:
+    """Preprocess a whole dataset (``rppg-bench preprocess dataset=NAME dataset.root=PATH``).
+
+    Builds the loader with :func:`~protocols.base.create_dataset`, runs :func:`preprocess` with
+    ``workers`` processes and returns the summary dict (also printed): ``counts`` by status,
+    ``face_source`` counts, the ``fallback`` / ``skipped`` / ``failed`` record ids and one entry per
+    record under ``records``.
+    """
+    from protocols.base import create_dataset
+
+    loader = create_dataset(dataset_name, **dict(dataset_kwargs))
+    summary: dict[str, Any] = {}
+    for _ in preprocess(loader, cfg, cache_root, progress=progress, workers=workers, on_error=on_error, summary=summary):
+        pass
+    summary["dataset_name"] = dataset_name
+    return summary
