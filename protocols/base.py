@@ -27,6 +27,9 @@ class DatasetFormatError(ValueError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # picklable across worker processes (subclasses share the signature)
+        return (type(self), (self.path, self.reason))
+
 
 class FrameSource:
     """Lazy access to a video's frames as uint8 RGB blocks of shape (t, H, W, 3).

@@ -52,6 +52,9 @@ class SplitPart:
     order: str = "natural"
     filter: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     exclude: Sequence[str] = ()
+    #: "before": filter on metadata, then slice the remaining units (our default: every split gets
+    #: its share of the matching subjects); "after": slice all units first, then filter (toolbox).
+    filter_stage: str = "before"
 
 
 @dataclass
@@ -83,6 +86,8 @@ class Protocol:
                     raise ProtocolError(f"protocol {name!r}: split {split} has invalid range [{part.begin}, {part.end})")
                 if part.unit not in ("subject", "record"):
                     raise ProtocolError(f"protocol {name!r}: unit must be subject|record, got {part.unit!r}")
+                if part.filter_stage not in ("before", "after"):
+                    raise ProtocolError(f"protocol {name!r}: filter_stage must be before|after, got {part.filter_stage!r}")
                 if part.order not in ("natural", "lexicographic"):
                     raise ProtocolError(f"protocol {name!r}: order must be natural|lexicographic, got {part.order!r}")
                 splits[split].append(part)
@@ -98,9 +103,15 @@ class Protocol:
     def select(self, alias: str, records: Sequence[Record], part: SplitPart) -> list[Record]:
         """Records of one dataset that fall into ``part``."""
         recs = [r for r in records if r.id not in set(part.exclude)]
-        for key, allowed in part.filter.items():
-            allowed_set = {str(a) for a in allowed}
-            recs = [r for r in recs if str(r.meta.get(key)) in allowed_set]
+
+        def apply_filter(rs: list[Record]) -> list[Record]:
+            for key, allowed in part.filter.items():
+                allowed_set = {str(a) for a in allowed}
+                rs = [r for r in rs if str(r.meta.get(key)) in allowed_set]
+            return rs
+
+        if part.filter_stage == "before":
+            recs = apply_filter(recs)
         sort_key = natural_key if part.order == "natural" else (lambda s: s)
         if part.unit == "subject":
             units = sorted({r.subject for r in recs}, key=sort_key)
@@ -109,7 +120,10 @@ class Protocol:
         n = len(units)
         chosen = set(units[int(part.begin * n) : int(part.end * n)])
         attr = "subject" if part.unit == "subject" else "id"
-        return sorted((r for r in recs if getattr(r, attr) in chosen), key=lambda r: natural_key(r.id))
+        picked = [r for r in recs if getattr(r, attr) in chosen]
+        if part.filter_stage == "after":
+            picked = apply_filter(picked)
+        return sorted(picked, key=lambda r: natural_key(r.id))
 
     def check_disjoint(self, assignment: Mapping[str, Sequence[tuple[str, str]]]) -> None:
         """Raise if a record sits in test and in train/val (valid = test is allowed only if declared)."""
