@@ -15,7 +15,7 @@ seed and the record id, so the same seed gives the same noisy labels.
 >>> import numpy as np
 >>> t = create_label_transform("standardized")
 >>> y = t(np.array([1.0, 2.0, 3.0]), 30.0, np.random.default_rng(0))
->>> [round(v, 3) for v in y]
+>>> [round(float(v), 3) for v in y]
 [-1.225, 0.0, 1.225]
 """
 

@@ -116,7 +116,7 @@ class SplitLoader:
 
 
 def _record_hr(ppg: np.ndarray, fps: float, ecfg: EvalConfig) -> float:
-    x = sig.postprocess(ppg, fps, ecfg.band, detrend_lambda=ecfg.detrend_lambda, order=ecfg.filter_order)
+    x = sig.postprocess(ppg, fps, ecfg.filter_band or ecfg.band, detrend_lambda=ecfg.detrend_lambda, order=ecfg.filter_order)
     return sig.hr_spectrum(x, fps, ecfg.band)
 
 

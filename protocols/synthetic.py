@@ -4,55 +4,76 @@ This is the embedded default dataset of the suite (``dataset=synthetic``): it ne
 every record is rendered on demand, and the same configuration always yields the same frames.
 
 Physiology
-    Per record a mean heart rate is drawn uniformly in ``hr_range`` (45–150 bpm). The blood-volume
-    wave is simulated with :func:`neurokit2.ppg_simulate` (landmark model of onset / systolic peak /
-    dicrotic notch / diastolic peak; heart-rate variability through its ``ibi_randomness`` and
-    ``frequency_modulation`` parameters) at 8× the frame rate and sampled at the frame times.
-    Respiration (``respiration`` knob) modulates the wave's amplitude and baseline at a breathing
-    rate drawn in 0.15–0.4 Hz (respiratory-induced intensity/amplitude variation).
+    Per record a mean heart rate is drawn uniformly in ``hr_range`` (default 45–150 bpm, see
+    below). The blood-volume wave is simulated with :func:`neurokit2.ppg_simulate` (landmark model
+    of onset / systolic peak / dicrotic notch / diastolic peak; heart-rate variability through its
+    ``ibi_randomness`` and ``frequency_modulation`` parameters) at 8× the frame rate and sampled
+    at the frame times. Respiration (``respiration`` knob) modulates the wave's amplitude and
+    baseline at a breathing rate drawn in 0.15–0.4 Hz (respiratory-induced variations).
     The label ``Record.ppg`` is that wave as a finger sensor records it: the same beats, delayed by
     ``label_lag_s`` (the longer pulse-transit time to the finger than to the face).
 
+    The full 45–150 bpm range is the default. Low rates need care downstream: neurokit2's wave has a
+    pronounced diastolic peak (second-harmonic power ≈ 30 % of the fundamental, as a real finger
+    PPG), so an evaluation band-pass whose lower edge sits at 0.75 Hz halves a 45–55 bpm
+    fundamental and the harmonic can win; the suite's evaluation therefore filters 0.6–3.3 Hz and
+    searches the HR in 0.75–2.5 Hz (see ``benchmark/evaluate.py``).
+
 Video
-    Each frame is a rendered scene: a textured background and a clothed torso (no pulse), and a
-    head layer that moves as a whole — an elliptical face with static skin texture and
-    low-frequency shading, hair, eyebrows and eyes (no pulse) and lips. Skin pixels are modulated
-    along the blood-volume colour direction: the relative change of channel c is
+    Each frame is a rendered scene: a textured, mostly desaturated background and a clothed torso
+    (no pulse), and a head layer that moves as a whole — an elliptical face with static skin
+    texture and low-frequency shading, hair, eyebrows and eyes (no pulse) and lips. Skin pixels are
+    modulated along the blood-volume colour direction: the relative change of channel c is
     ``-amp * signature_c / signature_G * Wp(x, y) * v(t)``, with signature R:G:B = 0.33:0.77:0.53
     (de Haan & van Leest 2014, the "Pbv" vector also used in Wang et al. 2017), ``v`` the pulse
     normalised to unit peak-to-peak, ``Wp`` a smooth spatial weight of mean 1 over the skin and
     ``amp`` the green-channel peak-to-peak relative amplitude, drawn in ``pulse_amplitude`` and
     reduced for darker skin (melanin absorbs light before it reaches the dermal blood):
-    ``amp = U(pulse_amplitude) * (1 - 0.45 * skin_tone)``. More blood → darker skin.
-    The scene is multiplied by the light (RGB gain per frame), then sensor noise is added, the
-    frame is quantised to uint8 and optionally JPEG-compressed.
+    ``amp = U(pulse_amplitude) * (1 - 0.3 * skin_tone)``, so 0.28–1 % by default. More blood →
+    darker skin. The scene is multiplied by the light (an RGB gain per frame), then sensor noise is
+    added, the frame is quantised to uint8 and optionally JPEG-compressed.
+
+    Scale note: a 96×96 frame has ~40× fewer face pixels than a camera frame, so the spatial mean
+    that every method starts from is ~6× noisier at equal per-pixel noise. The noise, motion and
+    compression defaults are therefore set for their effect on the face-crop mean, not copied from
+    sensor data sheets.
 
 Knobs (each overrides the domain preset; see ``PRESETS`` for the lab/wild values)
     motion
-        Scale of head motion (0 = still). At 1: smooth random trajectories (low-passed noise up to
-        ~1.2 Hz, i.e. partly inside the pulse band, as talking and fidgeting are) of translation
-        (σ ≈ 1.5 % of the frame), in-plane rotation (σ ≈ 3°), scale (σ ≈ 2 %) and yaw/pitch
-        (σ ≈ 8°/5°) rendered as foreshortening plus a shading change of the face (the face turns
-        towards or away from the light) and a moving specular spot. Imitates subject movement;
-        with the static face box it also mixes face and background pixels in the crop.
+        Scale of head motion (0 = still). At 1 (constants in ``MOTION``): slow posture changes
+        (low-passed noise below ~0.2 Hz) of translation (σ = 0.3 % of the frame), in-plane rotation
+        (σ = 1°) and scale (σ = 0.4 %), plus nods/turns (yaw σ = 1°, pitch σ = 0.8°, bandwidth
+        0.6 Hz, reaching into the pulse band) rendered as foreshortening, a change of how much
+        light the face catches (face-only brightness change) and a moving specular spot. Imitates
+        a seated subject's small movements; with the static face box it also mixes face and
+        background pixels in the crop. Larger values quickly make every method fail.
     illumination
         Relative amplitude of slow light-level changes: a drift (σ = 0.6·knob, < 0.1 Hz) plus
         smoothed steps (someone switching a lamp, a passing cloud or shadow; ~1 per 15 s, size
         ~knob/2), with a small colour-temperature change. Imitates uncontrolled ambient light.
+        It changes the whole frame's brightness, which intensity-based methods (GREEN) cannot
+        tell from the pulse and chrominance methods (POS, CHROM) cancel.
     flicker
-        Relative amplitude of a fast, tinted second light: the aliased 100/120 Hz mains flicker of
-        a lamp (sampled at the real frame clock, so it lands at a few Hz or near DC) plus a
-        wandering "few-Hz" component (0.8–3 Hz, e.g. a screen or TV lighting the face). Imitates
-        lamp flicker and screen light; the in-band part competes with the pulse.
+        Relative amplitude of a fast component of the same lamp's light: the 100/120 Hz mains
+        flicker sampled by a slightly inexact frame clock (it aliases to e.g. ~10 Hz for 100 Hz at
+        30 fps, or to a fraction of a Hz for 120 Hz), at half the knob, plus a wandering "few-Hz"
+        component (0.8–3 Hz, e.g. a dimmer or a screen lighting the face) at the full knob.
+        Imitates lamp flicker; its in-band part competes with the pulse for intensity-based methods.
+        Its colour equals the lamp's (±0.2 %), so chrominance methods cancel it.
     specular
         Strength of a white-ish glossy highlight on the forehead/nose (reflectance units added to
         the skin). It follows the light and moves/changes with head pose; it carries no pulse.
         Imitates oily/specular skin reflection, the main reason chrominance methods exist.
     noise_std
-        Gaussian sensor noise (grey levels, σ) added before uint8 quantisation (read/shot noise).
+        Gaussian sensor noise σ in grey levels at mid-grey, scaled by sqrt(0.2 + 0.8·I/128) for
+        a pixel of intensity I (shot noise dominates, read noise floor), added before uint8
+        quantisation.
     jpeg_quality
         0 = off; otherwise every frame goes through ``cv2.imencode``/``imdecode`` JPEG at this
-        quality (4:2:0 chroma subsampling). Imitates compressed video (web/phone recordings).
+        quality (4:2:0 chroma subsampling). Imitates compressed video. Off in both presets: at
+        96×96 a face crop spans only ~50 8×8 blocks, so block quantisation adds ~2–3× the sensor
+        noise to the crop mean even at quality 98 and decides the result for dark skin — a far
+        stronger effect than compression has on full-size video. Use it for compression studies.
     skin_tone_range
         (lo, hi) in [0, 1]: Fitzpatrick-like tone, 0 ≈ type I (very light) … 1 ≈ type VI (very
         dark); drawn uniformly per subject. Darker skin: lower intensity and lower pulse amplitude.
@@ -67,7 +88,7 @@ Knobs (each overrides the domain preset; see ``PRESETS`` for the lab/wild values
     pulse_amplitude
         (lo, hi) green-channel peak-to-peak relative pulse amplitude before the skin-tone factor.
     hr_range
-        (lo, hi) range of the mean heart rate in bpm.
+        (lo, hi) range of the mean heart rate in bpm (see "Physiology" for the default).
     hrv
         ``ibi_randomness`` of :func:`neurokit2.ppg_simulate` (beat-to-beat interval jitter);
         ``frequency_modulation`` is set to the same value.
@@ -106,7 +127,9 @@ GENERATOR_VERSION = 1
 PULSE_SIGNATURE = (0.33, 0.77, 0.53)
 
 #: Light model constants: colour change per unit of relative level change (colour temperature of
-#: the changing light) and the colour deviation of the flickering second light.
+#: the changing light) and the colour deviation of the flicker component from the lamp's colour.
+#: Both are small on purpose: a chroma change of even 0.05 % is as large as the pulse's own
+#: chrominance at these amplitudes and would defeat every method.
 LIGHT = {"colour_shift": 0.002, "flicker_tint": 0.002}
 
 #: Head-motion amplitudes at ``motion=1`` (σ of each trajectory) and trajectory bandwidths (Hz).
@@ -117,7 +140,7 @@ MOTION = {
     "yaw_deg": 1.0,
     "pitch_deg": 0.8,
     "slow_hz": 0.2,  # translation / roll / scale: slow posture changes
-    "turn_hz": 1.0,  # yaw / pitch: nods and turns, partly inside the pulse band
+    "turn_hz": 0.6,  # yaw / pitch: nods and turns, reaching into the pulse band
 }
 
 _CHUNK = 32  # frames rendered together; part of the output definition (noise stream per chunk)
@@ -165,29 +188,30 @@ PRESETS: dict[str, Knobs] = {
         illumination=0.0,
         flicker=0.0,
         specular=0.0,
-        noise_std=1.0,
+        noise_std=0.5,
         jpeg_quality=0,
         skin_tone_range=(0.1, 0.45),
         label_lag_s=0.0,
         respiration=0.1,
         light_level=(0.85, 1.0),
-        pulse_amplitude=(0.003, 0.008),
+        pulse_amplitude=(0.004, 0.01),
         hr_range=(45.0, 150.0),
         hrv=0.05,
     ),
-    # Moving subject, changing and flickering light, speculars, all skin tones, compressed video.
+    # Moving subject, changing and flickering light, speculars, all skin tones, dimmer scenes,
+    # more noise. Compression is off by default (see ``jpeg_quality`` in the module docstring).
     "wild": Knobs(
         motion=1.0,
         illumination=0.15,
-        flicker=0.02,
-        specular=0.25,
-        noise_std=2.5,
-        jpeg_quality=75,
+        flicker=0.005,
+        specular=0.15,
+        noise_std=0.75,
+        jpeg_quality=0,
         skin_tone_range=(0.0, 1.0),
         label_lag_s=0.1,
         respiration=0.3,
-        light_level=(0.5, 1.0),
-        pulse_amplitude=(0.003, 0.008),
+        light_level=(0.6, 1.0),
+        pulse_amplitude=(0.004, 0.01),
         hr_range=(45.0, 150.0),
         hrv=0.05,
     ),
@@ -333,9 +357,10 @@ def _build_scene(plan: _Plan) -> _Scene:
     # --- background: a base colour, low-frequency shading, texture and a few blurred panels
     # Walls and furniture: mostly desaturated (indoor scenes), a little tint.
     base = rng_scn.uniform(0.2, 0.75) * (1 + rng_scn.uniform(-0.12, 0.12, 3))
+    lum = 1 + 0.18 * _blur_noise(rng_scn, (s, s), s / 6) + 0.05 * _blur_noise(rng_scn, (s, s), 0.7)
     bg = np.empty((s, s, 3), np.float32)
     for c in range(3):
-        bg[..., c] = base[c] * (1 + 0.18 * _blur_noise(rng_scn, (s, s), s / 6) + 0.06 * _blur_noise(rng_scn, (s, s), 0.7))
+        bg[..., c] = base[c] * lum * (1 + 0.04 * _blur_noise(rng_scn, (s, s), s / 5))
     for _ in range(int(rng_scn.integers(1, 4))):
         x0, y0 = rng_scn.uniform(0, s, 2)
         w, h = rng_scn.uniform(0.1 * s, 0.5 * s, 2)
@@ -365,7 +390,8 @@ def _build_scene(plan: _Plan) -> _Scene:
     tex = 1 + 0.035 * _blur_noise(rng_app, (s, s), 0.6) + 0.05 * _blur_noise(rng_app, (s, s), s / 10)
     face = (skin_rgb * (shade * tex)[..., None]).astype(np.float32)
 
-    hair_rgb = (rng_app.uniform(0.03, 0.45) * np.array([1.0, 0.8, 0.6]) * rng_app.uniform(0.8, 1.0, 3)).astype(np.float32)
+    hair_rgb = rng_app.uniform(0.03, 0.45) * np.array([1.0, 0.8, 0.6]) * rng_app.uniform(0.8, 1.0, 3)
+    hair_rgb = hair_rgb.astype(np.float32)
     hair_tex = 1 + 0.15 * _blur_noise(rng_app, (s, s), 0.8)
     face = face * (1 - hair[..., None]) + (hair_rgb * hair_tex[..., None]) * hair[..., None]
 
@@ -395,7 +421,7 @@ def _build_scene(plan: _Plan) -> _Scene:
 
     # Turning the head changes how much light the face catches (Lambert), globally and as a
     # left-right gradient; per radian of yaw.
-    turn_map = face * (0.35 * plan.light_side + 0.5 * xn)[..., None] * (skin + 0.5 * hair)[..., None]
+    turn_map = face * (0.2 * plan.light_side + 0.5 * xn)[..., None] * (skin + 0.5 * hair)[..., None]
 
     spec = (cx + 0.15 * a * plan.light_side, cy - 0.22 * b, 0.16 * a)
     return _Scene(
@@ -555,7 +581,7 @@ def _simulate_pulse(
 
 
 def _light(rng: np.random.Generator, knobs: Knobs, n: int, fps: float, level: float) -> np.ndarray:
-    """(T, 3) per-channel light gain: main light (drift + steps) plus a tinted flickering light."""
+    """(T, 3) per-channel light gain: the lamp's level (drift + steps) plus its flicker."""
     t = np.arange(n) / fps
     tint = 1 + rng.uniform(-0.05, 0.05, 3) if knobs.illumination > 0 else np.ones(3)
     main = np.ones(n)
@@ -586,7 +612,9 @@ def _light(rng: np.random.Generator, knobs: Knobs, n: int, fps: float, level: fl
     return (level * light).astype(np.float64)
 
 
-def _pose(rng: np.random.Generator, knobs: Knobs, n: int, fps: float, size: int, head: tuple[float, float, float, float]):
+def _pose(
+    rng: np.random.Generator, knobs: Knobs, n: int, fps: float, size: int, head: tuple[float, float, float, float]
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Head-layer affine warps (T, 2, 3) plus yaw/pitch (radians) per frame."""
     m = knobs.motion
     if m == 0:
