@@ -227,6 +227,7 @@ def run(cfg: Any) -> dict[str, float]:
     tags = {"config_hash": chash, "method": method.name, "protocol": protocol.name, "seed": str(seed),
             "kind": method.kind, "trainer": str(plain.get("trainer", {}).get("name", "")) if neural else "none",
             "labels": str(labels_cfg.get("name", "clean"))}
+    tags.update({str(k): str(v) for k, v in (tr.get("tags") or {}).items()})  # e.g. an experiment's grid cell
     run_name = f"{method.name}/{protocol.name}/seed{seed}"
     with tracking.start_run(run_name, tags, identity):
         tracking.log_text(json.dumps(split_ids, indent=1), "splits.json")

@@ -116,6 +116,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import scipy.special
 import scipy.signal
 
 from protocols.base import FrameSource, Loader, Record, register_dataset
@@ -593,7 +594,7 @@ def _light(rng: np.random.Generator, knobs: Knobs, n: int, fps: float, level: fl
             at = rng.uniform(0, n / fps)
             size = rng.normal(0, 0.5)
             rise = rng.uniform(0.1, 0.5)
-            steps += size / (1 + np.exp(-(t - at) / (rise / 4)))
+            steps += size * scipy.special.expit((t - at) / (rise / 4))  # logistic step, overflow-free
         main = np.clip(1 + knobs.illumination * (0.6 * drift + steps), 0.3, 2.0)
     colour_shift = np.zeros((n, 3))
     if knobs.illumination > 0:  # small colour-temperature change with the level change
