@@ -72,7 +72,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
         run(_compose([f"method={name}", *argv]))
         timings.append((name, time.time() - t))
     print("\nper-method wall time: " + ", ".join(f"{n} {s:.0f}s" for n, s in timings) + f"; total {time.time() - t0:.0f}s")
-    return cmd_leaderboard([])
+    return cmd_leaderboard([a for a in argv if a.startswith("tracking.")])
 
 
 def cmd_methods(argv: Sequence[str]) -> int:
