@@ -45,6 +45,7 @@ def _plain(cfg: Any) -> dict[str, Any]:
 def build_method(cfg: Mapping[str, Any]) -> Any:
     mcfg = dict(cfg["method"])
     name = mcfg.pop("name")
+    mcfg.pop("variant", None)  # a named preset (YAML in conf/method/) of a registered method
     return create_method(name, **mcfg)
 
 
@@ -76,6 +77,7 @@ def apply_quick_shapes(method: Any, cfg: Mapping[str, Any]) -> Any:
     if not changed:
         return method
     name = mcfg.pop("name")
+    mcfg.pop("variant", None)
     return create_method(name, **mcfg)
 
 
@@ -224,11 +226,12 @@ def run(cfg: Any) -> dict[str, float]:
     split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     protocol.check_disjoint(split_ids)
     train_hrs = [_record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
-    tags = {"config_hash": chash, "method": method.name, "protocol": protocol.name, "seed": str(seed),
+    method_label = str((plain["method"] or {}).get("variant") or method.name)
+    tags = {"config_hash": chash, "method": method_label, "protocol": protocol.name, "seed": str(seed),
             "kind": method.kind, "trainer": str(plain.get("trainer", {}).get("name", "")) if neural else "none",
             "labels": str(labels_cfg.get("name", "clean"))}
     tags.update({str(k): str(v) for k, v in (tr.get("tags") or {}).items()})  # e.g. an experiment's grid cell
-    run_name = f"{method.name}/{protocol.name}/seed{seed}"
+    run_name = f"{method_label}/{protocol.name}/seed{seed}"
     with tracking.start_run(run_name, tags, identity):
         tracking.log_text(json.dumps(split_ids, indent=1), "splits.json")
         fit_info: dict[str, Any] = {}
