@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from benchmark.method import InputSpec, MethodConfigError
 from benchmark.registry import register_method
-from methods.deepphys import Attention_mask, CANMethod, dense_width
+from methods.deepphys import CANMethod, DeepPhys
 
 
 class TSM(nn.Module):
@@ -47,8 +47,10 @@ class TSM(nn.Module):
         return out.view(nt, c, h, w)
 
 
-class TSCAN(nn.Module):
-    """TS-CAN as in the toolbox. Input (N·T, 2·in_channels, H, W), N·T a multiple of frame_depth."""
+class TSCAN(DeepPhys):
+    """TS-CAN as in the toolbox: DeepPhys's layers (same names, so the same state-dict keys) plus
+    four parameter-free temporal shifts on the motion branch. Input (N·T, 2·in_channels, H, W),
+    N·T a multiple of frame_depth."""
 
     def __init__(
         self,
@@ -63,35 +65,12 @@ class TSCAN(nn.Module):
         frame_depth: int = 20,
         img_size: int = 36,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        k, f1, f2 = kernel_size, nb_filters1, nb_filters2
-        width = dense_width(img_size)
+        super().__init__(in_channels, nb_filters1, nb_filters2, kernel_size, dropout_rate1, dropout_rate2,
+                         pool_size, nb_dense, img_size)
         self.TSM_1 = TSM(n_segment=frame_depth)
         self.TSM_2 = TSM(n_segment=frame_depth)
         self.TSM_3 = TSM(n_segment=frame_depth)
         self.TSM_4 = TSM(n_segment=frame_depth)
-        self.motion_conv1 = nn.Conv2d(in_channels, f1, k, padding=1)
-        self.motion_conv2 = nn.Conv2d(f1, f1, k)
-        self.motion_conv3 = nn.Conv2d(f1, f2, k, padding=1)
-        self.motion_conv4 = nn.Conv2d(f2, f2, k)
-        self.apperance_conv1 = nn.Conv2d(in_channels, f1, k, padding=1)
-        self.apperance_conv2 = nn.Conv2d(f1, f1, k)
-        self.apperance_conv3 = nn.Conv2d(f1, f2, k, padding=1)
-        self.apperance_conv4 = nn.Conv2d(f2, f2, k)
-        self.apperance_att_conv1 = nn.Conv2d(f1, 1, 1)
-        self.attn_mask_1 = Attention_mask()
-        self.apperance_att_conv2 = nn.Conv2d(f2, 1, 1)
-        self.attn_mask_2 = Attention_mask()
-        self.avg_pooling_1 = nn.AvgPool2d(pool_size)
-        self.avg_pooling_2 = nn.AvgPool2d(pool_size)
-        self.avg_pooling_3 = nn.AvgPool2d(pool_size)
-        self.dropout_1 = nn.Dropout(dropout_rate1)
-        self.dropout_2 = nn.Dropout(dropout_rate1)
-        self.dropout_3 = nn.Dropout(dropout_rate1)
-        self.dropout_4 = nn.Dropout(dropout_rate2)
-        self.final_dense_1 = nn.Linear(width, nb_dense)
-        self.final_dense_2 = nn.Linear(nb_dense, 1)
 
     def forward(self, inputs: Tensor) -> Tensor:
         c = self.in_channels
