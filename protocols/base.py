@@ -63,9 +63,12 @@ class FrameSource:
 class ArrayFrames(FrameSource):
     """Frames already in memory or memory-mapped: a (T, H, W, 3) uint8 array."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, name: str = "frames"):
         if array.ndim != 4 or array.shape[-1] != 3:
-            raise ValueError(f"frames must be (T, H, W, 3), got shape {array.shape}")
+            raise DatasetFormatError(name, f"frames must be (T, H, W, 3), got shape {array.shape}")
+        if array.dtype != np.uint8:
+            # a silent cast would turn NaN into arbitrary bytes and wrap values outside 0–255
+            raise DatasetFormatError(name, f"frames must be uint8 RGB, got {array.dtype}; convert (and check for NaN) first")
         self.array = array
         self.n_frames, self.height, self.width = (int(s) for s in array.shape[:3])
 
