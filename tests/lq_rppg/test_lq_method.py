@@ -164,6 +164,7 @@ def test_ablation_yamls_create_methods():
     for f in files:
         node = yaml.safe_load(f.read_text())
         assert node.pop("name") == "lq_rppg"
+        assert node.pop("variant") == f.stem  # shown as its own leaderboard row
         m = create_method("lq_rppg", **node)
         for k, v in node.items():
             assert getattr(m.cfg, k) == v
