@@ -25,6 +25,33 @@ class MethodConfigError(ValueError):
     """A method was configured with an unknown key or an invalid value."""
 
 
+def read_state_dict(path: str | Path, error: type[Exception] = ValueError,
+                    wrappers: tuple[str, ...] = ("model", "state_dict", "model_state_dict")) -> dict[str, Any]:
+    """Read a torch checkpoint as a flat state dict, for every method's checkpoint loader.
+
+    A missing file raises ``FileNotFoundError``; an unreadable file or a non-dict raises ``error``
+    naming the file. A state nested under one of ``wrappers`` is unwrapped and DataParallel's
+    ``module.`` prefix is dropped.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise error(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    if isinstance(state, dict):
+        for key in wrappers:
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise error(f"{path}: expected a state dict, got {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
 class Method:
     """Common part: config handling."""
 
@@ -172,23 +199,8 @@ class NeuralMethod(Method):
     # -- checkpoints ---------------------------------------------------------------------------
     def load_checkpoint(self, path: str | Path) -> None:
         """Load published weights (an rPPG-Toolbox ``.pth`` state dict or our own checkpoint)."""
-        import torch
-
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-            raise MethodConfigError(f"{path}: not a readable torch checkpoint ({exc})") from exc
-        if isinstance(state, dict):
-            for key in ("model", "state_dict", "model_state_dict"):
-                if key in state and isinstance(state[key], dict):
-                    state = state[key]
-                    break
-        if not isinstance(state, dict):
-            raise MethodConfigError(f"{path}: expected a state dict, got {type(state).__name__}")
-        state = {k.removeprefix("module."): v for k, v in state.items()}  # DataParallel prefix
+        state = read_state_dict(path, MethodConfigError)
         model = self.inference_model()
         own = model.state_dict()
         missing = sorted(set(own) - set(state))

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmark.method import InputSpec, MethodConfigError, NeuralMethod, Phase
+from benchmark.method import InputSpec, MethodConfigError, NeuralMethod, Phase, read_state_dict
 from benchmark.registry import register_method
 from lq_rppg.losses import codebook_ce, hybrid_loss_batched, neg_pearson
 from lq_rppg.mamba import BACKENDS
@@ -367,23 +367,12 @@ class LQRPPG(NeuralMethod):
         ``{name}_rPPG_Epoch{e}.pth`` (``{'C2F_model': state}``; codebooks then come from
         ``lq_checkpoints``, which are loaded when the model is built)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-            raise MethodConfigError(f"{path}: not a readable torch checkpoint ({exc})") from exc
-        if isinstance(state, dict) and "C2F_model" in state:
-            state = state["C2F_model"]
-        if isinstance(state, dict) and any(k.removeprefix("module.").startswith("codebook_") for k in state):
+        state = read_state_dict(path, MethodConfigError, wrappers=("C2F_model", "model", "state_dict", "model_state_dict"))
+        if any(k.startswith("codebook_") for k in state):
             super().load_checkpoint(path)
             return
         model = self.get_model()
         try:
-            if isinstance(state, dict):
-                for key in ("model", "state_dict", "model_state_dict"):
-                    if key in state and isinstance(state[key], dict):
-                        state = state[key]
             model.load_reference_state_dict(state)
         except (KeyError, RuntimeError, AttributeError) as exc:
             raise MethodConfigError(f"{path}: checkpoint does not fit lq_rppg's C2F model: {exc}") from exc

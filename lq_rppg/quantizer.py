@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from benchmark import signal as sig
 from benchmark.labels import LabelTransform, register_label_transform
+from benchmark.method import read_state_dict
 from lq_rppg.mamba import Backend, BiMambaBlock
 from lq_rppg.model import ChunkLengthError, segm_init_weights
 
@@ -277,10 +278,7 @@ def load_quantizer_state(path: str | Path, bits: int, backend: Backend = "auto")
     path = Path(path)
     if not path.is_file():
         raise QuantizerError(f"quantizer state file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise QuantizerError(f"{path}: not a readable torch file ({exc})") from exc
+    state = read_state_dict(path, QuantizerError)
     return quantizer_from_state(state, bits, backend, source=str(path))
 
 
