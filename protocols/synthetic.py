@@ -54,12 +54,18 @@ Knobs (each overrides the domain preset; see ``PRESETS`` for the lab/wild values
         It changes the whole frame's brightness, which intensity-based methods (GREEN) cannot
         tell from the pulse and chrominance methods (POS, CHROM) cancel.
     flicker
-        Relative amplitude of a fast component of the same lamp's light: the 100/120 Hz mains
-        flicker sampled by a slightly inexact frame clock (it aliases to e.g. ~10 Hz for 100 Hz at
-        30 fps, or to a fraction of a Hz for 120 Hz), at half the knob, plus a wandering "few-Hz"
-        component (0.8–3 Hz, e.g. a dimmer or a screen lighting the face) at the full knob.
-        Imitates lamp flicker; its in-band part competes with the pulse for intensity-based methods.
-        Its colour equals the lamp's (±0.2 %), so chrominance methods cancel it.
+        Relative amplitude of the lamp's mains flicker (100/120 Hz) sampled by a slightly inexact
+        frame clock, at half the knob: it aliases to e.g. ~10 Hz for 100 Hz at 30 fps, or to a
+        fraction of a Hz for 120 Hz, so it lies outside the pulse band. Its colour equals the
+        lamp's (±0.2 %), so chrominance methods cancel it.
+    light_oscillation
+        Relative amplitude of a wandering in-band oscillation of the same lamp (0.8–3 Hz, e.g. a
+        dimmer or a screen lighting the face); 0 in both presets, a stress test. Near the heart
+        rate it is nearly coherent with the pulse inside a 1.6-s window, and CHROM's per-window
+        α = σ(X_f)/σ(Y_f), computed on band-passed signals, then cancels the pulse's fundamental
+        along with it (the output locks onto the 2nd harmonic): with 0.005 on ``synthetic_cross``'s
+        wild test set CHROM scored 6.7 bpm while POS, whose projection removes any white
+        intensity change exactly, scored 0.25 bpm. GREEN cannot tell it from the pulse at all.
     specular
         Strength of a white-ish glossy highlight on the forehead/nose (reflectance units added to
         the skin). It follows the light and moves/changes with head pose; it carries no pulse.
@@ -122,7 +128,7 @@ import scipy.signal
 from protocols.base import FrameSource, Loader, Record, register_dataset
 
 #: Bumped whenever rendering changes, so cached preprocessed data is not reused across versions.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the in-band lamp oscillation became its own knob (light_oscillation)
 
 #: Relative R:G:B pulsatile strength of skin (blood-volume pulse signature, de Haan & van Leest 2014).
 PULSE_SIGNATURE = (0.33, 0.77, 0.53)
@@ -170,6 +176,7 @@ class Knobs:
     motion: float
     illumination: float
     flicker: float
+    light_oscillation: float
     specular: float
     noise_std: float
     jpeg_quality: int
@@ -188,6 +195,7 @@ PRESETS: dict[str, Knobs] = {
         motion=0.0,
         illumination=0.0,
         flicker=0.0,
+        light_oscillation=0.0,
         specular=0.0,
         noise_std=0.5,
         jpeg_quality=0,
@@ -205,6 +213,7 @@ PRESETS: dict[str, Knobs] = {
         motion=1.0,
         illumination=0.15,
         flicker=0.005,
+        light_oscillation=0.0,
         specular=0.15,
         noise_std=0.75,
         jpeg_quality=0,
@@ -238,7 +247,7 @@ def _resolve_knobs(domain: str, overrides: Mapping[str, Any]) -> Knobs:
             values[key] = val
     for key in ("skin_tone_range", "light_level", "pulse_amplitude", "hr_range"):
         values[key] = _pair(key, values[key])
-    for key in ("motion", "illumination", "flicker", "specular", "noise_std", "label_lag_s", "respiration", "hrv"):
+    for key in ("motion", "illumination", "flicker", "light_oscillation", "specular", "noise_std", "label_lag_s", "respiration", "hrv"):
         v = float(values[key])
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"synthetic: knob {key} must be a finite number >= 0, got {values[key]!r}")
@@ -605,11 +614,14 @@ def _light(rng: np.random.Generator, knobs: Knobs, n: int, fps: float, level: fl
         f_clock = fps * (1 + rng.uniform(-2e-3, 2e-3))  # the camera clock is never exact
         mains = 2 * (50.0 if rng.uniform() < 0.5 else 60.0)
         alias = np.sin(2 * np.pi * mains * np.arange(n) / f_clock + rng.uniform(0, 2 * np.pi))
+        tint2 = 1 + rng.uniform(-1, 1, 3) * LIGHT["flicker_tint"]
+        light = light + knobs.flicker * 0.5 * alias[:, None] * (tint * tint2)[None, :]
+    if knobs.light_oscillation > 0:
         f0 = rng.uniform(0.8, 3.0)
         freq = np.clip(f0 * (1 + 0.08 * _smooth_noise(rng, n, fps, 0.1)), 0.5, 4.0)
         few = np.sin(2 * np.pi * np.cumsum(freq) / fps + rng.uniform(0, 2 * np.pi))
-        tint2 = 1 + rng.uniform(-1, 1, 3) * LIGHT["flicker_tint"]
-        light = light + knobs.flicker * (0.5 * alias + few)[:, None] * (tint * tint2)[None, :]
+        tint3 = 1 + rng.uniform(-1, 1, 3) * LIGHT["flicker_tint"]
+        light = light + knobs.light_oscillation * few[:, None] * (tint * tint3)[None, :]
     return (level * light).astype(np.float64)
 
 
@@ -675,7 +687,7 @@ class SyntheticDataset(Loader):
         frame_size: H = W of the rendered frame (≥ 32).
         seed: base seed; the whole dataset is a deterministic function of the arguments.
         **knobs: overrides of the domain preset (``motion``, ``illumination``, ``flicker``,
-            ``specular``, ``noise_std``, ``jpeg_quality``, ``skin_tone_range``, ``label_lag_s``,
+            ``light_oscillation``, ``specular``, ``noise_std``, ``jpeg_quality``, ``skin_tone_range``, ``label_lag_s``,
             ``respiration``, ``light_level``, ``pulse_amplitude``, ``hr_range``, ``hrv``).
     """
 
@@ -692,6 +704,7 @@ class SyntheticDataset(Loader):
         motion: float | None = None,
         illumination: float | None = None,
         flicker: float | None = None,
+        light_oscillation: float | None = None,
         specular: float | None = None,
         noise_std: float | None = None,
         jpeg_quality: int | None = None,
@@ -722,6 +735,7 @@ class SyntheticDataset(Loader):
             motion=motion,
             illumination=illumination,
             flicker=flicker,
+            light_oscillation=light_oscillation,
             specular=specular,
             noise_std=noise_std,
             jpeg_quality=jpeg_quality,

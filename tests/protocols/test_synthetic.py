@@ -178,8 +178,26 @@ def test_label_lag(lag_s, expected):
         (dict(jpeg_quality=101), "jpeg"),
         (dict(skin_tone_range=(0.5, 0.2)), "skin_tone_range"),
         (dict(noise_std=-1), "noise_std"),
+        (dict(light_oscillation=-0.01), "light_oscillation"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SyntheticDataset(**kwargs)
+
+
+def test_light_oscillation_is_an_in_band_colour_neutral_light_change():
+    """The stress knob adds a lamp oscillation inside the pulse band (0.8–3 Hz), the same relative
+    size in R, G and B; it is off in both presets and changes the dataset key."""
+    kw = dict(domain="lab", n_subjects=1, duration_s=12, frame_size=48, seed=3, pulse_amplitude=(0.001, 0.001))
+    base = SyntheticDataset(**kw)
+    osc = SyntheticDataset(light_oscillation=0.02, **kw)
+    assert base.knobs.light_oscillation == 0.0 and SyntheticDataset(domain="wild", **TINY).knobs.light_oscillation == 0.0
+    assert base.key() != osc.key()
+    a = next(base.records()).frames.read_all().astype(np.float64).mean(axis=(1, 2))
+    b = next(osc.records()).frames.read_all().astype(np.float64).mean(axis=(1, 2))
+    rel = b / b.mean(axis=0) - a / a.mean(axis=0)  # (T, 3) the oscillation alone, relative units
+    f, p = power_spectrum(rel[:, 1] - rel[:, 1].mean(), 30.0)
+    assert 0.7 <= f[np.argmax(p)] <= 3.2
+    assert 0.01 < rel[:, 1].std() < 0.02  # a sine of amplitude 0.02 has σ ≈ 0.014
+    np.testing.assert_allclose(rel.std(axis=0), rel[:, 1].std(), rtol=0.05)
