@@ -166,3 +166,42 @@ def test_chunk_longer_than_record_is_an_error(run_cfg):
     proto = toy_protocol(n_subjects=4, n_frames=40)
     with pytest.raises(ChunkError, match="chunk length 60 is longer than"):
         run(run_cfg({"name": "test_tinynet"}, protocol=proto))
+
+
+class TinyBNNet(TinyNet):
+    def __init__(self, c: int = 3):
+        super().__init__(c)
+        self.bn = nn.BatchNorm3d(4)
+
+    def forward(self, x):
+        h = self.drop(torch.relu(self.bn(self.conv(x)))).mean(dim=(3, 4))
+        return self.head(h)[:, 0]
+
+
+@register_method("test_bnnet")
+class TinyBNMethod(TinyMethod):
+    """TinyNet with a BatchNorm layer (test-only plug-in)."""
+
+    def build_model(self):
+        return TinyBNNet(self.in_channels)
+
+
+def test_precise_bn_recomputes_statistics_and_leaves_training_alone(tmp_path):
+    """precise_bn replaces the lagging running mean by the training-set mean of the BN input at the
+    final weights, and does not change what is learned (same weights, same RNG stream)."""
+    from benchmark.registry import create_method
+
+    train, val = _datasets(tmp_path)
+    plain, precise = create_method("test_bnnet"), create_method("test_bnnet")
+    Trainer(_cfg(select="last"), tmp_path / "plain", seed=1).fit(plain, train, val)
+    Trainer(_cfg(select="last", precise_bn=100), tmp_path / "precise", seed=1).fit(precise, train, val)
+    a, b = plain.get_model().state_dict(), precise.get_model().state_dict()
+    for k in a:
+        if not k.startswith("bn.running") and k != "bn.num_batches_tracked":
+            assert torch.equal(a[k], b[k]), k
+    model = precise.get_model().eval()
+    with torch.no_grad():
+        frames = torch.stack([train[i]["frames"] for i in range(len(train))])
+        target = model.conv(frames).mean(dim=(0, 2, 3, 4))  # 6 chunks in 3 equal batches: mean of means
+    torch.testing.assert_close(b["bn.running_mean"], target, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(a["bn.running_mean"], target, rtol=1e-2, atol=1e-4)  # momentum 0.1 lags
