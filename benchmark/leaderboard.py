@@ -1,7 +1,8 @@
 """MLflow runs → ``results/leaderboard.{md,csv,tex}``.
 
-Reads only the stable metric names. Re-runs of the same config (same ``config_hash``) count once —
-the newest FINISHED run wins — and seeds are aggregated per (method, protocol, labels): the table
+Reads only the stable metric names. Re-runs count once: per (method, protocol, labels, seed) the
+newest FINISHED run wins — whether it repeats the config (same ``config_hash``) or supersedes it
+(changed code, preset or data version) — and seeds are aggregated per (method, protocol, labels): the table
 shows the mean over seeds, the spread (std over seeds) and the pooled standard error of the MAE
 (the per-run window-level SE combined as √(Σ se²)/n_seeds). Efficiency figures (``eff/*``) from
 ``rppg-bench efficiency`` runs are joined per method when present.
@@ -19,7 +20,7 @@ COLUMNS = ["method", "kind", "protocol", "labels", "n_seeds", "mae_bpm", "mae_se
 
 
 def collect_runs(exp_name: str = "rppg-bench") -> pd.DataFrame:
-    """One row per distinct finished evaluation run (latest per config hash)."""
+    """One row per (method, protocol, labels, seed): its newest finished evaluation run."""
     import mlflow
 
     exp = mlflow.get_experiment_by_name(exp_name)
@@ -32,9 +33,10 @@ def collect_runs(exp_name: str = "rppg-bench") -> pd.DataFrame:
     for r in runs:
         tags = r.data.tags
         h = tags.get("config_hash")
-        if h is None or h in seen or "test/mae_bpm" not in r.data.metrics:
+        cell = (tags.get("method"), tags.get("protocol"), tags.get("labels", "clean"), tags.get("seed"))
+        if h is None or cell in seen or "test/mae_bpm" not in r.data.metrics:
             continue
-        seen.add(h)
+        seen.add(cell)
         m = r.data.metrics
         rows.append({
             "method": tags.get("method"), "kind": tags.get("kind", ""), "protocol": tags.get("protocol"),

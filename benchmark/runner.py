@@ -207,9 +207,13 @@ def run(cfg: Any) -> dict[str, float]:
     pcfg = PreprocessConfig(**pp)
     labels_cfg = dict(plain.get("labels") or {})
     label_specs = list(labels_cfg.get("transforms") or []) + (method.label_transforms() if neural else [])
+    from protocols.base import _DATASETS, _import_loaders
+
+    _import_loaders()
+    data_versions = {alias: getattr(_DATASETS.get(spec.get("name")), "version", None) for alias, spec in protocol.datasets.items()}
     identity = {
         "method": {**dict(plain["method"]), **(dataclasses.asdict(method.cfg))},
-        "protocol": plain["protocol"], "preprocess": dataclasses.asdict(pcfg), "eval": dataclasses.asdict(ecfg),
+        "protocol": plain["protocol"], "data_versions": data_versions, "preprocess": dataclasses.asdict(pcfg), "eval": dataclasses.asdict(ecfg),
         "trainer": tcfg if neural else None, "labels": label_specs if neural else None, "seed": seed,
         "version": RESULTS_VERSION,
     }

@@ -118,6 +118,9 @@ class Loader:
     """
 
     name: str = "?"
+    #: Version of what the loader produces from the same arguments (a generator's rendering, a
+    #: parser's output); part of a run's identity, so a change re-runs finished benchmark configs.
+    version: int = 1
 
     def records(self) -> Iterator[Record]:  # pragma: no cover - abstract
         raise NotImplementedError

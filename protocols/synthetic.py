@@ -691,6 +691,8 @@ class SyntheticDataset(Loader):
             ``respiration``, ``light_level``, ``pulse_amplitude``, ``hr_range``, ``hrv``).
     """
 
+    version = GENERATOR_VERSION
+
     def __init__(
         self,
         domain: str = "lab",

@@ -22,6 +22,7 @@ def test_leaderboard_aggregates_seeds_and_dedups_reruns(tmp_path, monkeypatch):
     _log("pos", 1, 4.0, "h1")
     _log("pos", 1, 6.0, "h1")  # re-run of the same config: the newest counts, once
     _log("green", 0, 9.0, "g0")
+    _log("green", 0, 7.0, "g0-new")  # the same cell under a changed config (new code or data): supersedes, not a 2nd seed
     runs = collect_runs("lb")
     assert len(runs) == 3
     table = aggregate(runs)
@@ -29,6 +30,8 @@ def test_leaderboard_aggregates_seeds_and_dedups_reruns(tmp_path, monkeypatch):
     assert pos.n_seeds == 2 and pos.mae_bpm == 4.0  # (2 + 6) / 2
     assert abs(pos.mae_se - (0.5**2 * 2) ** 0.5 / 2) < 1e-12
     assert list(table.method) == ["pos", "green"]  # sorted by MAE
+    green = table[table.method == "green"].iloc[0]
+    assert green.n_seeds == 1 and green.mae_bpm == 7.0
     out = write_leaderboard(tmp_path / "results", "lb")
     assert (tmp_path / "results" / "leaderboard.md").read_text().count("| pos |") == 1
     csv = pd.read_csv(tmp_path / "results" / "leaderboard.csv")

@@ -53,6 +53,20 @@ def test_plugin_runs_through_runner_and_recovers_hr(run_cfg):
     assert m2["test/mae_bpm"] == m["test/mae_bpm"]
 
 
+def test_new_data_version_reruns_a_finished_config(run_cfg, monkeypatch, capsys):
+    """A loader whose output changed (``Loader.version``, e.g. the synthetic generator's) must not be
+    answered from a finished run of the old data."""
+    from conftest import ToyLoader
+
+    cfg = run_cfg({"name": "throwaway_green_mean"})
+    run(cfg)
+    run(cfg)
+    assert capsys.readouterr().out.count("[skip]") == 1
+    monkeypatch.setattr(ToyLoader, "version", 2, raising=False)
+    run(cfg)
+    assert "[skip]" not in capsys.readouterr().out
+
+
 def test_same_seed_same_metrics(run_cfg):
     a = run(run_cfg({"name": "throwaway_green_mean"}, skip_finished=False))
     b = run(run_cfg({"name": "throwaway_green_mean"}, skip_finished=False))
