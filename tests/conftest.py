@@ -15,6 +15,33 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from protocols.base import ArrayFrames, Loader, Record, register_dataset  # noqa: E402
 
 
+def clean_ppg(seed: int, duration: float = 30.0, fps: float = 30.0) -> np.ndarray:
+    """Clean synthetic contact PPG (neurokit2): 60–95 bpm with heart-rate variability, no artefacts."""
+    import warnings
+
+    import neurokit2 as nk
+
+    hr = float(np.random.default_rng(1000 + seed).uniform(60, 95))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nk.ppg_simulate(
+            duration=duration, sampling_rate=int(fps), heart_rate=hr, frequency_modulation=0.2,
+            ibi_randomness=0.15, drift=0, motion_amplitude=0, powerline_amplitude=0, burst_number=0,
+            random_state=seed,
+        )
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run a test with one torch thread (small models: threading costs more than it gains), then restore."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pulse_video(hr_bpm: float, n: int, fps: float, size: int = 24, seed: int = 0, amp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """(T, size, size, 3) uint8 frames whose skin-coloured pixels pulse at ``hr_bpm`` + the PPG."""
     rng = np.random.default_rng(seed)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from benchmark import signal as sig
 from benchmark.label_noise import ORDER, NoiseModel
 from benchmark.labels import build_label_pipeline, create_label_transform, list_label_transforms
+from conftest import clean_ppg
 
 FPS = 30.0
 SEEDS = range(5)
 ALL = (*ORDER, "label_noise")
 
 
-def _simulate(seed: int, duration: float = 30.0) -> np.ndarray:
-    """Clean synthetic PPG (neurokit2): 60–95 bpm with heart-rate variability, no artefacts."""
-    import neurokit2 as nk
-
-    hr = float(np.random.default_rng(1000 + seed).uniform(60, 95))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return nk.ppg_simulate(
-            duration=duration, sampling_rate=int(FPS), heart_rate=hr, frequency_modulation=0.2,
-            ibi_randomness=0.15, drift=0, motion_amplitude=0, powerline_amplitude=0, burst_number=0,
-            random_state=seed,
-        )
-
-
 @pytest.fixture(scope="module")
 def clean_labels() -> list[np.ndarray]:
-    return [_simulate(s) for s in SEEDS]
+    return [clean_ppg(s) for s in SEEDS]
 
 
 # ---- error measures, one per kind of harm ------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -11,22 +10,10 @@ import pytest
 from benchmark import signal as sig
 from benchmark import sqi
 from benchmark.labels import create_label_transform
+from conftest import clean_ppg
 
 FPS = 30.0
 N_PAIRS = 20
-
-
-def _simulate(seed: int, duration: float = 30.0) -> np.ndarray:
-    import neurokit2 as nk
-
-    hr = float(np.random.default_rng(1000 + seed).uniform(60, 95))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return nk.ppg_simulate(
-            duration=duration, sampling_rate=int(FPS), heart_rate=hr, frequency_modulation=0.2,
-            ibi_randomness=0.15, drift=0, motion_amplitude=0, powerline_amplitude=0, burst_number=0,
-            random_state=seed,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +22,7 @@ def pairs() -> list[tuple[dict, dict]]:
     noise = create_label_transform("label_noise", severity=3)
     out = []
     for s in range(N_PAIRS):
-        x = _simulate(s)
+        x = clean_ppg(s)
         out.append((sqi.label_sqis(x, FPS), sqi.label_sqis(noise(x, FPS, np.random.default_rng(s)), FPS)))
     return out
 
@@ -70,7 +57,7 @@ def test_clean_labels_score_high(pairs):
 
 
 def test_quality_falls_with_severity():
-    xs = [_simulate(s) for s in range(6)]
+    xs = [clean_ppg(s) for s in range(6)]
     tm, snr = [], []
     for sev in range(4):
         t = create_label_transform("label_noise", severity=sev)
@@ -116,7 +103,7 @@ def test_hr_agreement_with_and_without_video():
 
 
 def test_label_sqis_bundles_everything():
-    x = _simulate(0, duration=10.0)
+    x = clean_ppg(0, duration=10.0)
     t = np.arange(len(x)) / FPS
     out = sqi.label_sqis(x, FPS, video_signal=np.sin(2 * np.pi * 1.2 * t))
     assert set(out) == {
@@ -136,7 +123,7 @@ def test_beatless_window_gives_nan_for_beat_based_indices():
 
 def test_non_integer_frame_rate_works_for_every_method():
     fps = 29.97
-    x = _simulate(3, duration=12.0)
+    x = clean_ppg(3, duration=12.0)
     for m in sqi.QUALITY_METHODS:
         assert math.isfinite(sqi.ppg_quality(x, fps, m)), m
     # 10 fps: the 8-Hz cleaning edge is capped below Nyquist instead of failing as nk.ppg_clean does
@@ -144,7 +131,7 @@ def test_non_integer_frame_rate_works_for_every_method():
 
 
 def test_bad_input_raises():
-    x = _simulate(0, duration=10.0)
+    x = clean_ppg(0, duration=10.0)
     with pytest.raises(ValueError, match="unknown ppg_quality method"):
         sqi.ppg_quality(x, FPS, "orphanidou")
     with pytest.raises(ValueError, match="shorter than"):

@@ -20,12 +20,8 @@ CONF = Path(__file__).resolve().parents[2] / "benchmark" / "conf" / "method"
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seeded_one_thread(one_thread):
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_batch(b: int = 2, t: int = T, seed: int = 0) -> dict:

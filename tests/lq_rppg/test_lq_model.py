@@ -12,12 +12,7 @@ MAMBA_BI = ("in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight", "
             "dt_proj_b.weight", "dt_proj_b.bias", "D_b")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

@@ -12,12 +12,7 @@ from lq_rppg.profile import hook_visible_params, profile_model, true_params
 from methods.rhythmmamba import RhythmMambaNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Toy(nn.Module):

@@ -14,12 +14,8 @@ FS = 30.0
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seeded_one_thread(one_thread):
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_parameter_count_and_release_names():
