@@ -344,43 +344,52 @@ def train_learned_quantizers(
 ) -> dict[int, Any]:
     """Train LQ-rPPG's ``Label_Quantizer(2^b)`` for each b on (N, T) z-scored label chunks.
 
-    The objective is the one of ``lq_rppg/method.py``'s quantizer phase (the release's LQ_Alpha =
-    LQ_Beta = 1): NegPearson(q̃, y) + commitment loss, the codebook updated by EMA; AdamW (lr 1e-3,
-    wd 0) with a one-cycle schedule as the release, but for ``steps`` mini-batches instead of 30
-    epochs — a brief CPU training, so these codebooks are a lower bound on what the learned
-    quantizer can do. The quantizers are independent, so they train jointly on the summed loss
-    (no shared parameter: identical to separate training). Returns eval-mode quantizers.
+    The objective is the one of ``lq_rppg/method.py``'s quantizer phase
+    (:func:`lq_rppg.losses.quantizer_objective`, the release's LQ_Alpha = LQ_Beta = 1):
+    NegPearson(q̃, y) + commitment loss, the codebook updated by EMA; trained by the one trainer
+    (AdamW lr 1e-3, wd 0, one-cycle, as the release) for about ``steps`` mini-batches — whole
+    shuffled epochs, the last one cut at the step budget — instead of 30 epochs: a brief CPU
+    training, so these codebooks are a lower bound on what the learned quantizer can do. The
+    quantizers are independent, so they train jointly on the summed loss (no shared parameter:
+    identical to separate training). Returns eval-mode quantizers.
     """
+    import tempfile
+
     import torch
 
-    from lq_rppg.losses import neg_pearson
+    from benchmark.method import Phase
+    from benchmark.trainer import Trainer, TrainerConfig
+    from lq_rppg.losses import quantizer_objective
     from lq_rppg.quantizer import LabelQuantizer
 
     data = torch.as_tensor(np.asarray(chunks), dtype=torch.float32)
     if data.dim() != 2 or len(data) == 0:
         raise LabLabError(f"train_learned_quantizers: expected (N, T) chunks, got {tuple(data.shape)}")
-    gen = torch.Generator().manual_seed(int(seed))
+    bits = tuple(int(b) for b in bits)
     torch.manual_seed(int(seed))
     lqs = torch.nn.ModuleList(LabelQuantizer(2**b, length=data.shape[1], backend="mambapy") for b in bits)
-    params = [p for p in lqs.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps))
-    lqs.train()
+
+    class _Quantizers:  # what Trainer.fit needs of a method: a name and its phases
+        name = "label_quantizers"
+
+        @staticmethod
+        def phases() -> list[Phase]:
+            return [Phase("quantizer", lambda: lqs, lambda m, b: [lq(b["label"]) for lq in m],
+                          lambda out, b, **_: quantizer_objective(out, b["label"], bits), select="last")]
+
+    batch_size = min(int(batch_size), len(data))
+    per_epoch = -(-len(data) // batch_size)
+    steps = max(1, int(steps))
+    cfg = TrainerConfig(epochs=-(-steps // per_epoch), batch_size=batch_size, optimizer="adamw", lr=lr,
+                        weight_decay=0.0, scheduler="onecycle", select="last", device="cpu", resume=False,
+                        progress=False, max_batches_per_epoch=min(per_epoch, steps))
+    dataset = [{"label": y} for y in data]
     # ~800-parameter models: intra-op threads only add overhead (and stall badly on a shared CPU)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for _ in range(max(1, steps)):
-            idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=gen)
-            y = data[idx]
-            loss = y.new_zeros(())
-            for lq in lqs:
-                c_loss, q, _ = lq(y)
-                loss = loss + neg_pearson(q, y) + c_loss.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        with tempfile.TemporaryDirectory(prefix="lq-quantizers-") as run_dir:
+            Trainer(cfg, run_dir, seed=int(seed)).fit(_Quantizers(), dataset, None)  # type: ignore[arg-type]
     finally:
         torch.set_num_threads(threads)
     lqs.eval()

@@ -23,7 +23,7 @@ from torch import Tensor
 from benchmark.losses import bpm_grid, freq_ce, neg_pearson, spectral_power
 from lq_rppg.model import codebook_logits
 
-__all__ = ["BPM_RANGE", "codebook_ce", "hybrid_loss_batched", "neg_pearson", "target_bin_hr"]
+__all__ = ["BPM_RANGE", "codebook_ce", "hybrid_loss_batched", "neg_pearson", "quantizer_objective", "target_bin_hr"]
 
 #: bpm bins of the spectral losses (45…149, as ``torch.arange(45, 150)`` in the references).
 BPM_RANGE = (45.0, 150.0)
@@ -77,3 +77,20 @@ def codebook_ce(h: Tensor, codebook: Tensor, codes: Tensor) -> Tensor:
     """
     logits = codebook_logits(h, codebook)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1).long())
+
+
+def quantizer_objective(outputs, y: Tensor, bits, *, rec_weight: float = 1.0, commit_weight: float = 1.0) -> dict[str, Tensor]:
+    """Phase-1 loss of the label quantizers: Σ_b rec_weight·NegPearson(q̃_b, y) + commit_weight·commitment_b.
+
+    ``outputs`` holds each quantizer's ``(commitment, quantized, indices)`` for the label ``y``
+    (B, T), in the order of ``bits``. Returns ``{"loss": total, "lq<b>_rec": …, "lq<b>_commit": …}``
+    (the per-level terms detached, for logging). The release's LQ_Alpha = LQ_Beta = 1.
+    """
+    terms: dict[str, Tensor] = {}
+    total = y.new_zeros(())
+    for b, (c_loss, q, _idx) in zip(bits, outputs):
+        rec = neg_pearson(q, y)
+        commit = c_loss.sum()
+        terms[f"lq{b}_rec"], terms[f"lq{b}_commit"] = rec.detach(), commit.detach()
+        total = total + rec_weight * rec + commit_weight * commit
+    return {"loss": total, **terms}

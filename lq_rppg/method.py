@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from benchmark.method import InputSpec, MethodConfigError, NeuralMethod, Phase, read_state_dict
 from benchmark.registry import register_method
-from lq_rppg.losses import codebook_ce, hybrid_loss_batched, neg_pearson
+from lq_rppg.losses import codebook_ce, hybrid_loss_batched, quantizer_objective
 from lq_rppg.mamba import BACKENDS
 from lq_rppg.model import C2FModel
 from lq_rppg.quantizer import (
@@ -279,15 +279,8 @@ class LQRPPG(NeuralMethod):
 
     def quantizer_loss(self, out: dict, batch: dict, *, epoch: int = 0, num_epochs: int = 1) -> dict:
         c = self.cfg
-        y = out["label"]
-        terms: dict[str, Tensor] = {}
-        total = y.new_zeros(())
-        for b, (c_loss, q, _idx) in zip(self.bit_levels, out["lq"]):
-            rec = neg_pearson(q, y)
-            commit = c_loss.sum()
-            terms[f"lq{b}_rec"], terms[f"lq{b}_commit"] = rec.detach(), commit.detach()
-            total = total + c.lq_rec_weight * rec + c.lq_commit_weight * commit
-        return {"loss": total, **terms}
+        return quantizer_objective(out["lq"], out["label"], self.bit_levels,
+                                   rec_weight=c.lq_rec_weight, commit_weight=c.lq_commit_weight)
 
     # -- C2F -----------------------------------------------------------------------------------
     def _require_codebooks(self, model: C2FModel) -> None:
