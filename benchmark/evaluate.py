@@ -73,6 +73,12 @@ def _hr(x: np.ndarray, fs: float, cfg: EvalConfig) -> float:
     raise ValueError(f"unknown hr_method {cfg.hr_method!r}; valid: periodogram, welch, peak")
 
 
+def record_hr(ppg: np.ndarray, fs: float, cfg: EvalConfig) -> float:
+    """HR of a whole record's reference PPG through the evaluation chain (filter, then ``cfg.hr_method``)."""
+    x = sig.postprocess(ppg, fs, cfg.filter_band or cfg.band, detrend_lambda=cfg.detrend_lambda, order=cfg.filter_order)
+    return _hr(x, fs, cfg)
+
+
 def evaluate_signals(signals: Iterable[RecordSignal], cfg: EvalConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Score record signals → (metrics, per-window predictions table)."""
     cfg = cfg or EvalConfig()

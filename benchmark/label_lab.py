@@ -369,8 +369,12 @@ def train_learned_quantizers(
     torch.manual_seed(int(seed))
     lqs = torch.nn.ModuleList(LabelQuantizer(2**b, length=data.shape[1], backend="mambapy") for b in bits)
 
-    class _Quantizers:  # what Trainer.fit needs of a method: a name and its phases
+    class _Quantizers:  # what Trainer.fit needs of a method: a name, prepare() and its phases
         name = "label_quantizers"
+
+        @staticmethod
+        def prepare(train_data: Any) -> None:
+            return None
 
         @staticmethod
         def phases() -> list[Phase]:

@@ -214,6 +214,7 @@ def freq_ce(
     bpm_range: Sequence[float] = DEFAULT_BPM_RANGE,
     *,
     toolbox_quirk: bool = False,
+    power: Tensor | None = None,
 ) -> Tensor:
     """Frequency cross-entropy: −log P̂_pred[bin of the target HR], mean over the batch.
 
@@ -221,7 +222,8 @@ def freq_ce(
     spectral peak, :func:`hr_from_spectrum`). Bins are 1 bpm wide, ``arange(*bpm_range)``; a target
     outside them is clamped to the nearest edge bin. With ``toolbox_quirk`` the logits are the
     normalised power P̂ (so the softmax of P̂ is the prediction) and the target bin is the truncated
-    HR − lo, exactly as the references.
+    HR − lo, exactly as the references. ``power``: ``spectral_power(pred, fs, bins)`` when the caller
+    already has it on the same bins (PhysFormer's CE and KL share one spectrum per batch).
 
     >>> import math, torch
     >>> t = torch.arange(160) / 30.0
@@ -240,7 +242,7 @@ def freq_ce(
     bpm = bpm_grid(bpm_range, device=pred.device)
     hr = _target_hr(target, fs, pred.shape[0])
     idx = _bin_index(hr, bpm, truncate=toolbox_quirk)
-    logp = _log_distribution(spectral_power(pred, fs, bpm), toolbox_quirk)
+    logp = _log_distribution(spectral_power(pred, fs, bpm) if power is None else power, toolbox_quirk)
     return F.nll_loss(logp, idx)
 
 
@@ -275,12 +277,13 @@ def dldl_kl(
     *,
     sigma: float = 1.0,
     toolbox_quirk: bool = False,
+    power: Tensor | None = None,
 ) -> Tensor:
     """Label-distribution KL: Σ_b q_b (log q_b − log p_b), summed over bins, mean over the batch.
 
     p is the predicted spectral distribution of ``pred`` (B, T) over ``arange(*bpm_range)`` bpm,
     q the Gaussian :func:`label_distribution` around the target HR (``target`` as in
-    :func:`freq_ce`). PhysFormer uses bins 40…179 and σ = 1.
+    :func:`freq_ce`, and ``power`` too). PhysFormer uses bins 40…179 and σ = 1.
 
     >>> import math, torch
     >>> t = torch.arange(160) / 30.0
@@ -293,5 +296,5 @@ def dldl_kl(
     bpm = bpm_grid(bpm_range, device=pred.device)
     hr = _target_hr(target, fs, pred.shape[0])
     q = label_distribution(hr, bpm, sigma, toolbox_quirk=toolbox_quirk)
-    logp = _log_distribution(spectral_power(pred, fs, bpm), toolbox_quirk)
+    logp = _log_distribution(spectral_power(pred, fs, bpm) if power is None else power, toolbox_quirk)
     return (q * (torch.log(q.clamp_min(1e-30)) - logp)).sum(dim=1).mean()

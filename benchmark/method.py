@@ -184,6 +184,10 @@ class NeuralMethod(Method):
         """Model output → rPPG waveform (B, T)."""
         return out
 
+    def prepare(self, train_data: Any) -> None:
+        """Called by the trainer with the training ``ChunkDataset`` before the first phase (e.g. to
+        fit training-free codebooks from the labels); nothing by default."""
+
     def label_transforms(self) -> list[Any]:
         """Label-transform specs (see ``benchmark.labels``) turning the (possibly noisy) label into
         this method's training target; appended after the ``labels`` config's transforms."""

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import signal as sig
 from benchmark import tracking
-from benchmark.evaluate import EvalConfig, RecordSignal, evaluate_signals, reassemble
+from benchmark.evaluate import EvalConfig, RecordSignal, constant_predictor_mae, evaluate_signals, reassemble, record_hr
 from benchmark.labels import build_label_pipeline
 from benchmark.method import NeuralMethod, UnsupervisedMethod
 from benchmark.registry import create_method
@@ -117,11 +116,6 @@ class SplitLoader:
         return out
 
 
-def _record_hr(ppg: np.ndarray, fps: float, ecfg: EvalConfig) -> float:
-    x = sig.postprocess(ppg, fps, ecfg.filter_band or ecfg.band, detrend_lambda=ecfg.detrend_lambda, order=ecfg.filter_order)
-    return sig.hr_spectrum(x, fps, ecfg.band)
-
-
 def predict_unsupervised(method: UnsupervisedMethod, records: list[CachedRecord], progress: bool = True) -> list[RecordSignal]:
     from tqdm.auto import tqdm
 
@@ -134,24 +128,31 @@ def predict_unsupervised(method: UnsupervisedMethod, records: list[CachedRecord]
     return out
 
 
+def eval_dataset(method: NeuralMethod, records: list[CachedRecord], stride: int | None = None) -> Any:
+    """The chunks a neural method is scored on: every frame covered, stride ``stride`` (default: chunk length)."""
+    from benchmark.data import ChunkDataset
+
+    spec = method.input_spec()
+    return ChunkDataset(records, spec.frames, spec.transforms, stride=stride or spec.frames, cover_tail=True)
+
+
 def predict_neural(method: NeuralMethod, records: list[CachedRecord], *, batch_size: int = 4, stride: int | None = None,
-                   device: str = "auto", progress: bool = True) -> list[RecordSignal]:
+                   device: str = "auto", progress: bool = True, dataset: Any = None) -> list[RecordSignal]:
+    """Model outputs per record, reassembled from chunks; ``dataset`` (from :func:`eval_dataset` on the
+    same records) saves rebuilding the chunk index and per-record statistics on repeated calls."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from benchmark.data import ChunkDataset
-    from benchmark.trainer import pick_device
+    from benchmark.trainer import pick_device, to_device
 
-    spec = method.input_spec()
-    ds = ChunkDataset(records, spec.frames, spec.transforms, stride=stride or spec.frames, cover_tail=True)
+    ds = dataset if dataset is not None else eval_dataset(method, records, stride)
     dev = pick_device(device)
     model = method.inference_model().to(dev).eval()
     chunks: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(records))}
     with torch.no_grad():
         for batch in tqdm(DataLoader(ds, batch_size=batch_size), desc=f"{method.name} predict", disable=not progress, leave=False):
-            b = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-            sigs = method.signal(method.forward(model, b)).float().cpu().numpy()
+            sigs = method.signal(method.forward(model, to_device(batch, dev))).float().cpu().numpy()
             for j in range(sigs.shape[0]):
                 chunks[int(batch["record"][j])].append((int(batch["start"][j]), sigs[j]))
     out = []
@@ -229,7 +230,7 @@ def run(cfg: Any) -> dict[str, float]:
     loader = SplitLoader(protocol, pcfg, plain.get("cache_dir", "cache"), progress=progress)
     split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     protocol.check_disjoint(split_ids)
-    train_hrs = [_record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
+    train_hrs = [record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
     method_label = str((plain["method"] or {}).get("variant") or method.name)
     tags = {"config_hash": chash, "method": method_label, "protocol": protocol.name, "seed": str(seed),
             "kind": method.kind, "trainer": str(plain.get("trainer", {}).get("name", "")) if neural else "none",
@@ -256,8 +257,11 @@ def run(cfg: Any) -> dict[str, float]:
                 tconf = TrainerConfig.from_dict(tcfg)
                 tconf.progress = progress
 
+                val_chunks = eval_dataset(method, val_recs, ecfg.stride) if val_recs else None
+
                 def val_mae(m: NeuralMethod) -> float:
-                    met, _ = evaluate_signals(predict_neural(m, val_recs, batch_size=tconf.batch_size, device=tconf.device, progress=False),
+                    met, _ = evaluate_signals(predict_neural(m, val_recs, batch_size=tconf.batch_size, device=tconf.device,
+                                                             progress=False, dataset=val_chunks),
                                               dataclasses.replace(ecfg, n_boot=0))
                     return met["mae_bpm"]
 
@@ -269,12 +273,12 @@ def run(cfg: Any) -> dict[str, float]:
         test_recs = loader.cached("test")
         if neural:
             signals = predict_neural(method, test_recs, batch_size=int(tcfg.get("batch_size", 4)),
-                                     stride=(plain.get("eval") or {}).get("stride"), device=tcfg.get("device", "auto"), progress=progress)
+                                     stride=ecfg.stride, device=tcfg.get("device", "auto"), progress=progress)
         else:
             signals = predict_unsupervised(method, test_recs, progress=progress)
         metrics, df = evaluate_signals(signals, ecfg)
         if train_hrs:
-            metrics["const_mae_bpm"] = float(np.mean(np.abs(df["hr_ref"].to_numpy() - float(np.mean(train_hrs)))))
+            metrics["const_mae_bpm"] = constant_predictor_mae(train_hrs, df)
         out = {f"test/{k}": float(v) for k, v in metrics.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
         tracking.log_metrics(out)
         tracking.log_dataframe(df[["record", "window", "start", "stop", "hr_pred", "hr_ref", "snr_db", "macc", "pearson_wave", "dataset", "subject"]], "predictions.csv")

@@ -82,7 +82,7 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
+def to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
@@ -154,7 +154,7 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
-    def _run_epoch(self, method, phase: Phase, module, loader, opt, sched, pi: int, epoch: int, n_epochs: int, train: bool) -> dict[str, float]:
+    def _run_epoch(self, method, phase: Phase, module, loader, opt, sched, epoch: int, n_epochs: int, train: bool) -> dict[str, float]:
         from tqdm.auto import tqdm
 
         module.train(train)
@@ -165,7 +165,7 @@ class Trainer:
         for bi, batch in enumerate(bar):
             if self.cfg.max_batches_per_epoch and bi >= self.cfg.max_batches_per_epoch:
                 break
-            batch = _to_device(batch, self.device)
+            batch = to_device(batch, self.device)
             with torch.set_grad_enabled(train), self._autocast():
                 out = phase.forward(module, batch)
                 terms = _as_loss_dict(phase.loss(out, batch, epoch=epoch, num_epochs=n_epochs))
@@ -221,7 +221,7 @@ class Trainer:
                 for bi, batch in enumerate(self._loader(ds, True, pi, 7919 + epoch)):
                     if bi >= n:
                         break
-                    phase.forward(module, _to_device(batch, self.device))
+                    phase.forward(module, to_device(batch, self.device))
         finally:
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
@@ -233,8 +233,7 @@ class Trainer:
             raise TrainingError("empty training split: no chunks to train on")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(self.seed)
-        if hasattr(method, "prepare"):
-            method.prepare(train_ds)
+        method.prepare(train_ds)
         phases = method.phases()
         result = FitResult()
         last_path = self.run_dir / "last.pt"
@@ -280,13 +279,13 @@ class Trainer:
                 start_epoch = state["epoch"] + 1
                 best_val, best_epoch = state["best_val"], state["best_epoch"]
             for epoch in range(start_epoch, n_epochs):
-                tr = self._run_epoch(method, phase, module, self._loader(train_ds, True, pi, epoch), opt, sched, pi, epoch, n_epochs, True)
+                tr = self._run_epoch(method, phase, module, self._loader(train_ds, True, pi, epoch), opt, sched, epoch, n_epochs, True)
                 self._precise_bn(phase, module, train_ds, pi, epoch)
                 row: dict[str, Any] = {"phase": phase.name, "epoch": epoch, **{f"train_{k}": v for k, v in tr.items()}}
                 value = float("nan")
                 if val_ds is not None and len(val_ds) > 0 and select != "last":
                     with torch.no_grad():
-                        va = self._run_epoch(method, phase, module, self._loader(val_ds, False, pi, epoch), None, None, pi, epoch, n_epochs, False)
+                        va = self._run_epoch(method, phase, module, self._loader(val_ds, False, pi, epoch), None, None, epoch, n_epochs, False)
                     row.update({f"val_{k}": v for k, v in va.items()})
                     value = va["loss"]
                     if select == "val_mae" and self.val_metric is not None:

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.losses import dldl_kl, freq_ce, hr_from_spectrum, neg_pearson
+from benchmark.losses import bpm_grid, dldl_kl, freq_ce, hr_from_spectrum, neg_pearson, spectral_power
 from benchmark.method import InputSpec, MethodConfigError, NeuralMethod
 from benchmark.registry import register_method
 from methods.physnet import check_clip
@@ -351,8 +351,9 @@ class PhysFormer(NeuralMethod):
         bpm_range = (cfg.bpm_min, cfg.bpm_max)
         hr = hr_from_spectrum(label, fps, (30.0, 180.0))         # the toolbox's HR search band
         l_time = neg_pearson(pred, label)
-        l_ce = freq_ce(pred, hr, fps, bpm_range, toolbox_quirk=cfg.spectral_quirk)
-        l_kl = dldl_kl(pred, hr, fps, bpm_range, sigma=cfg.label_sigma, toolbox_quirk=cfg.spectral_quirk)
+        power = spectral_power(pred, fps, bpm_grid(bpm_range, device=pred.device))  # shared by CE and KL
+        l_ce = freq_ce(pred, hr, fps, bpm_range, toolbox_quirk=cfg.spectral_quirk, power=power)
+        l_kl = dldl_kl(pred, hr, fps, bpm_range, sigma=cfg.label_sigma, toolbox_quirk=cfg.spectral_quirk, power=power)
         a, b = loss_weights(epoch, num_epochs, cfg.loss_schedule)
         total = a * l_time + b * (l_ce + l_kl)
         return {"loss": total, "neg_pearson": l_time, "freq_ce": l_ce, "dldl_kl": l_kl}
