@@ -184,6 +184,17 @@ class NeuralMethod(Method):
         """Model output → rPPG waveform (B, T)."""
         return out
 
+    def check_clip(self, x: Any, *, check_frames: bool = True) -> None:
+        """Validate a batch of clips (B, C, T, H, W) against :meth:`input_spec`; ValueError if not
+        (``check_frames=False`` accepts any T, for models that take any clip length)."""
+        spec = self.input_spec()
+        want = (self.in_channels, spec.frames if check_frames else x.shape[2], spec.size, spec.size)
+        if x.dim() != 5 or tuple(x.shape[1:]) != want:
+            raise ValueError(
+                f"method {self.name!r}: expected frames (B, C, T, H, W) with (C, T, H, W)={want} "
+                f"(transforms {spec.transforms}), got {tuple(x.shape)}"
+            )
+
     def prepare(self, train_data: Any) -> None:
         """Called by the trainer with the training ``ChunkDataset`` before the first phase (e.g. to
         fit training-free codebooks from the labels); nothing by default."""

@@ -51,21 +51,30 @@ def detrend(x: np.ndarray, lam: float = 100.0) -> np.ndarray:
     return x - trend
 
 
+def butter_bandpass_sos(fs: float, band: tuple[float, float], order: int = 1) -> np.ndarray:
+    """Butterworth band-pass as second-order sections; the upper edge is capped just below Nyquist."""
+    fs = _check_fs(fs)
+    lo, hi = float(band[0]), float(band[1])
+    nyq = fs / 2
+    hi = min(hi, 0.99 * nyq)
+    if not 0 < lo < hi:
+        raise ValueError(f"band {band} Hz is not usable at fs={fs} (Nyquist {nyq:g} Hz)")
+    return scipy.signal.butter(order, [lo / nyq, hi / nyq], btype="bandpass", output="sos")
+
+
+def sosfiltfilt(x: np.ndarray, sos: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Zero-phase ``sosfiltfilt`` with the pad length shortened for short inputs (the default
+    3·(filter length) pad fails on windows of a few dozen samples)."""
+    padlen = min(3 * (2 * len(sos) + 1), x.shape[axis] - 1)
+    return scipy.signal.sosfiltfilt(sos, x, axis=axis, padlen=max(padlen, 0))
+
+
 def bandpass(x: np.ndarray, fs: float, band: tuple[float, float] = DEFAULT_BAND, order: int = 1) -> np.ndarray:
     """Zero-phase Butterworth band-pass (second-order sections, ``sosfiltfilt``).
 
     ``order`` is the prototype order as passed to ``scipy.signal.butter`` (1 → the toolbox filter).
     """
-    fs = _check_fs(fs)
-    x = np.asarray(x, dtype=np.float64)
-    lo, hi = band
-    nyq = fs / 2
-    hi = min(hi, 0.99 * nyq)
-    if not 0 < lo < hi:
-        raise ValueError(f"invalid band {band} for fs={fs}")
-    sos = scipy.signal.butter(order, [lo / nyq, hi / nyq], btype="bandpass", output="sos")
-    padlen = min(3 * (2 * len(sos) + 1), x.shape[-1] - 1)
-    return scipy.signal.sosfiltfilt(sos, x, axis=-1, padlen=max(padlen, 0))
+    return sosfiltfilt(np.asarray(x, dtype=np.float64), butter_bandpass_sos(fs, band, order))
 
 
 def standardize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:

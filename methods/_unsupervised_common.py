@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
 
 from benchmark.signal import rgb_traces
 
@@ -64,22 +63,6 @@ def safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def normalize_by_mean(rgb: np.ndarray, axis: int = 0) -> np.ndarray:
     """Temporal normalisation C / mean(C) per channel (the common first step of CHROM/POS/PBV)."""
     return safe_div(rgb, rgb.mean(axis=axis, keepdims=True))
-
-
-def bandpass_sos(fps: float, band: tuple[float, float], order: int) -> np.ndarray:
-    nyq = fps / 2
-    lo, hi = float(band[0]), min(float(band[1]), 0.99 * nyq)
-    if not 0 < lo < hi:
-        raise ValueError(f"band {band} Hz is not usable at fps={fps} (Nyquist {nyq:g} Hz)")
-    return scipy.signal.butter(order, [lo / nyq, hi / nyq], btype="bandpass", output="sos")
-
-
-def filtfilt(x: np.ndarray, sos: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Zero-phase filtering with the pad length shortened for short inputs (``filtfilt``'s default
-    3·(filter length) pad otherwise fails on windows of a few dozen samples)."""
-    n = x.shape[axis]
-    padlen = min(3 * (2 * len(sos) + 1), n - 1)
-    return scipy.signal.sosfiltfilt(sos, x, axis=axis, padlen=max(padlen, 0))
 
 
 def window_starts(n: int, win: int, hop: int) -> list[int]:

@@ -26,9 +26,8 @@ import scipy.signal
 
 from benchmark.method import UnsupervisedMethod
 from benchmark.registry import register_method
+from benchmark.signal import butter_bandpass_sos, sosfiltfilt
 from methods._unsupervised_common import (
-    bandpass_sos,
-    filtfilt,
     finite,
     normalize_by_mean,
     overlap_add,
@@ -57,15 +56,15 @@ class CHROM(UnsupervisedMethod):
         win = math.ceil(self.cfg.window_s * fps)
         win += win % 2
         win = min(win, n)
-        sos = bandpass_sos(fps, tuple(self.cfg.band), self.cfg.filter_order)
+        sos = butter_bandpass_sos(fps, tuple(self.cfg.band), self.cfg.filter_order)
         hann = scipy.signal.windows.hann(win)
         pieces = []
         for s in window_starts(n, win, max(win // 2, 1)):
             cn = normalize_by_mean(rgb[s : s + win])
             x = 3.0 * cn[:, 0] - 2.0 * cn[:, 1]
             y = 1.5 * cn[:, 0] + cn[:, 1] - 1.5 * cn[:, 2]
-            xf = filtfilt(x, sos)
-            yf = filtfilt(y, sos)
+            xf = sosfiltfilt(x, sos)
+            yf = sosfiltfilt(y, sos)
             alpha = safe_div(np.std(xf), np.std(yf))
             pieces.append((s, xf - alpha * yf))
         return finite(overlap_add(pieces, n, hann))

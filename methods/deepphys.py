@@ -29,7 +29,6 @@ from torch import Tensor, nn
 
 from benchmark.method import InputSpec, MethodConfigError, NeuralMethod
 from benchmark.registry import register_method
-from methods.physnet import check_clip
 
 #: Frame size → width of the flattened feature map (64 · s², s = ⌊(⌊(size−2)/2⌋ − 2)/2⌋).
 DENSE_WIDTH = {36: 3136, 72: 16384, 96: 30976, 128: 57600}
@@ -157,12 +156,9 @@ class CANMethod(NeuralMethod):
 
     def forward(self, model: nn.Module, batch: dict) -> Tensor:
         x = batch["frames"]
-        check_clip(self, x, check_frames=False)
+        self.check_clip(x, check_frames=False)
         b, t = x.shape[0], x.shape[2]
         return model(frames_to_batch(x)).view(b, t)
-
-    def signal(self, out: Any) -> Tensor:
-        return out
 
     def loss(self, out: Any, batch: dict, *, epoch: int = 0, num_epochs: int = 1) -> Tensor:
         label = batch["label"].to(out.dtype)

@@ -29,8 +29,7 @@ from torch import Tensor, nn
 
 from benchmark.method import InputSpec, MethodConfigError
 from benchmark.registry import register_method
-from methods.deepphys import Attention_mask, CANMethod, dense_width
-from methods.physnet import check_clip
+from methods.deepphys import Attention_mask, CANMethod, dense_width, frames_to_batch
 from methods.tscan import TSM
 
 
@@ -129,8 +128,7 @@ class EfficientPhysMethod(CANMethod):
 
     def forward(self, model: nn.Module, batch: dict) -> Tensor:
         x = batch["frames"]
-        check_clip(self, x, check_frames=False)
-        b, c, t, h, w = x.shape
+        self.check_clip(x, check_frames=False)
+        b, t = x.shape[0], x.shape[2]
         frames = torch.cat([x, x[:, :, -1:]], dim=2)                 # (B, 3, T+1, H, W)
-        flat = frames.permute(0, 2, 1, 3, 4).reshape(b * (t + 1), c, h, w)
-        return model(flat, n_chunks=b).view(b, t)
+        return model(frames_to_batch(frames), n_chunks=b).view(b, t)

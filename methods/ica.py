@@ -26,8 +26,8 @@ import numpy as np
 
 from benchmark.method import UnsupervisedMethod
 from benchmark.registry import register_method
-from benchmark.signal import detrend
-from methods._unsupervised_common import bandpass_sos, filtfilt, finite, traces
+from benchmark.signal import bandpass, detrend
+from methods._unsupervised_common import finite, traces
 
 
 @register_method("ica")
@@ -69,5 +69,4 @@ class ICA(UnsupervisedMethod):
         in_band = (freqs >= self.cfg.band[0]) & (freqs <= self.cfg.band[1])
         score = spec[:, in_band].max(axis=1) if in_band.any() else spec.max(axis=1)
         best = sources[int(np.argmax(score))]
-        sos = bandpass_sos(fps, tuple(self.cfg.band), self.cfg.filter_order)
-        return finite(filtfilt(best, sos))
+        return finite(bandpass(best, fps, tuple(self.cfg.band), self.cfg.filter_order))

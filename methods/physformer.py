@@ -52,7 +52,6 @@ from torch import Tensor, nn
 from benchmark.losses import bpm_grid, dldl_kl, freq_ce, hr_from_spectrum, neg_pearson, spectral_power
 from benchmark.method import InputSpec, MethodConfigError, NeuralMethod
 from benchmark.registry import register_method
-from methods.physnet import check_clip
 
 
 class CDC_T(nn.Module):  # noqa: N801 - the reference's class name
@@ -335,7 +334,7 @@ class PhysFormer(NeuralMethod):
 
     def forward(self, model: nn.Module, batch: dict) -> tuple[Tensor, ...]:
         x = batch["frames"]
-        check_clip(self, x, check_frames=False)
+        self.check_clip(x, check_frames=False)
         return model(x, self.cfg.gra_sharp)
 
     def signal(self, out: Any) -> Tensor:

@@ -95,17 +95,6 @@ class PhysNet_padding_Encoder_Decoder_MAX(nn.Module):  # noqa: N801 - the refere
         return x.view(-1, length), x_visual, x_visual3232, x_visual1616
 
 
-def check_clip(method: NeuralMethod, x: Tensor, *, check_frames: bool = True) -> None:
-    """Validate a batch of clips (B, C, T, H, W) against ``method.input_spec()``; ValueError if not."""
-    spec = method.input_spec()
-    want = (method.in_channels, spec.frames if check_frames else x.shape[2], spec.size, spec.size)
-    if x.dim() != 5 or tuple(x.shape[1:]) != want:
-        raise ValueError(
-            f"method {method.name!r}: expected frames (B, C, T, H, W) with (C, T, H, W)={want} "
-            f"(transforms {spec.transforms}), got {tuple(x.shape)}"
-        )
-
-
 @register_method("physnet")
 class PhysNet(NeuralMethod):
     """PhysNet with the toolbox recipe (diff-normalized frames and labels, negative Pearson)."""
@@ -144,7 +133,7 @@ class PhysNet(NeuralMethod):
 
     def forward(self, model: nn.Module, batch: dict) -> tuple[Tensor, ...]:
         x = batch["frames"]
-        check_clip(self, x)
+        self.check_clip(x)
         return model(x)
 
     def signal(self, out: Any) -> Tensor:
