@@ -75,8 +75,9 @@ CHUNK = 160
 FPS = 30.0
 #: Evaluation window (s) for label HR and SQIs.
 WINDOW_S = 10.0
-#: Label band-pass of ``bandpassed`` / the quantizers' prefilter (Hz), Butterworth order 1.
-LABEL_BAND = (0.75, 2.5)
+#: Label band-pass of ``bandpassed`` / the quantizers' prefilter (Hz), Butterworth order 1: the
+#: toolbox / LQ-rPPG band, ``benchmark.signal``'s default (``lq_rppg.quantizer.LABEL_BAND`` too).
+LABEL_BAND = sig.DEFAULT_BAND
 #: Largest lag (s) of the lag-tolerant correlation (MACC): the largest ``time_lag`` of the noise models.
 MACC_LAG_S = 0.5
 #: SI-SQNR values are capped here (a label identical to the truth would be +inf).
@@ -804,6 +805,23 @@ def _plt():
     return plt, sns
 
 
+def _sqi_panels(plt: Any, sns: Any, df: pd.DataFrame, cols: Sequence[str], order: Sequence[str], hue: str,
+                height: float, path: Path, title: str, **point_kw: Any) -> Path:
+    """One panel per SQI column: mean ± 95 % CI per label version (rows), coloured by ``hue``; saved to ``path``."""
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), height), sharey=True)
+    for ax, c in zip(np.atleast_1d(axes), cols):
+        sns.pointplot(data=df, y="version", x=c, hue=hue, order=order, ax=ax, errorbar=("ci", 95),
+                      n_boot=300, seed=0, dodge=0.5, linestyle="none", markersize=4, **point_kw)
+        ax.set(title=SQI_COLUMNS.get(c, c), xlabel="", ylabel="")
+        if c != cols[-1]:
+            ax.get_legend().remove()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def report_figures(frames: Mapping[str, pd.DataFrame], fig_dir: Path, bits: Sequence[int] = BITS,
                    learned: bool = True) -> list[Path]:
     """Seaborn figures of the label report (PNG); returns the paths written."""
@@ -856,18 +874,8 @@ def report_figures(frames: Mapping[str, pd.DataFrame], fig_dir: Path, bits: Sequ
     # 3. SQIs per version and severity
     cols = [c for c in ("templatematch", "skewness", "snr_db", "d_spectrum_video_bpm") if c in win.columns]
     rows_order = ["truth"] + [v for v in order if v in set(win["version"])]
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 5.5), sharey=True)
-    for ax, c in zip(np.atleast_1d(axes), cols):
-        sns.pointplot(data=win, y="version", x=c, hue="severity", order=rows_order, ax=ax, errorbar=("ci", 95),
-                      n_boot=300, seed=0, dodge=0.5, linestyle="none", markersize=4, palette="viridis")
-        ax.set(title=SQI_COLUMNS.get(c, c), xlabel="", ylabel="")
-        if c != cols[-1]:
-            ax.get_legend().remove()
-    fig.suptitle("label SQIs on synthetic labels (10-s windows; truth = clean label)")
-    fig.tight_layout()
-    paths.append(fig_dir / "label_quality_sqi.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_sqi_panels(plt, sns, win, cols, rows_order, "severity", 5.5, fig_dir / "label_quality_sqi.png",
+                             "label SQIs on synthetic labels (10-s windows; truth = clean label)", palette="viridis"))
     # 4. example chunk
     ex = frames.get("example")
     if ex is not None and not ex.empty:
@@ -888,19 +896,9 @@ def report_figures(frames: Mapping[str, pd.DataFrame], fig_dir: Path, bits: Sequ
     hp = frames.get("heartpy")
     if hp is not None and not hp.empty:
         cols = [c for c in ("templatematch", "skewness", "snr_db", "d_raw_peaks_bpm") if c in hp.columns]
-        fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 5), sharey=True)
         hp_order = [v for v in order if v in set(hp["version"])]
-        for ax, c in zip(np.atleast_1d(axes), cols):
-            sns.pointplot(data=hp, y="version", x=c, hue="file", order=hp_order, ax=ax, errorbar=("ci", 95),
-                          n_boot=300, seed=0, dodge=0.5, linestyle="none", markersize=4)
-            ax.set(title=SQI_COLUMNS.get(c, c), xlabel="", ylabel="")
-            if c != cols[-1]:
-                ax.get_legend().remove()
-        fig.suptitle("label SQIs on heartpy's real contact-PPG examples (10-s windows, resampled to ≈30 Hz)")
-        fig.tight_layout()
-        paths.append(fig_dir / "label_quality_heartpy.png")
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        paths.append(_sqi_panels(plt, sns, hp, cols, hp_order, "file", 5.0, fig_dir / "label_quality_heartpy.png",
+                                 "label SQIs on heartpy's real contact-PPG examples (10-s windows, resampled to ≈30 Hz)"))
     return paths
 
 

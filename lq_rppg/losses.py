@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.losses import bpm_grid, freq_ce, neg_pearson, spectral_power
+from benchmark.losses import DEFAULT_BPM_RANGE, bpm_grid, freq_ce, neg_pearson, spectral_power
 from lq_rppg.model import codebook_logits
 
 __all__ = ["BPM_RANGE", "codebook_ce", "hybrid_loss_batched", "neg_pearson", "quantizer_objective", "target_bin_hr"]
 
 #: bpm bins of the spectral losses (45…149, as ``torch.arange(45, 150)`` in the references).
-BPM_RANGE = (45.0, 150.0)
+BPM_RANGE = DEFAULT_BPM_RANGE
 
 
 @torch.no_grad()

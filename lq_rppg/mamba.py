@@ -248,12 +248,13 @@ def scan_macs(model: nn.Module, seq_lens: dict[Mamba, int] | int) -> int:
 
     ≈ 3 MACs per (token, inner channel, state) per direction (Ā multiply, B̄x input term, C·h
     readout), the estimate of ``models.md`` §0. ``seq_lens`` is the number of tokens each Mamba
-    layer processes per clip (batch copies included), one int for all layers or a per-layer dict.
+    layer processes per clip (batch copies included), one int for all layers or a per-layer dict
+    (a layer missing from the dict processed no token).
     """
     total = 0
     for m in model.modules():
         if isinstance(m, Mamba):
-            length = seq_lens if isinstance(seq_lens, int) else seq_lens[m]
+            length = seq_lens if isinstance(seq_lens, int) else seq_lens.get(m, 0)
             total += 3 * length * m.d_inner * m.d_state * (2 if m.bimamba else 1)
     return total
 

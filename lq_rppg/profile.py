@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lq_rppg.mamba import Mamba
+from lq_rppg.mamba import Mamba, scan_macs
 
 #: Module types thop 0.1.1 registers a counting hook for (``thop/profile.py: register_hooks``).
 THOP_REGISTERED: tuple[type[nn.Module], ...] = (
@@ -96,10 +96,6 @@ def _visible(model: nn.Module, called: set[nn.Module]) -> int:
     return dfs(model)
 
 
-def _scan_macs(tokens: dict[Mamba, int]) -> int:
-    return sum(3 * n * m.d_inner * m.d_state * (2 if m.bimamba else 1) for m, n in tokens.items())
-
-
 def hook_visible_params(model: nn.Module, x: torch.Tensor) -> int:
     """Parameter total a module-hook profiler like thop 0.1.1 reports for ``model(x)``.
 
@@ -124,7 +120,7 @@ def profile_model(model: nn.Module, x: torch.Tensor, *, time_scale: float = 1.0)
     """
     called, tokens, flops = _profile_pass(model, x)
     macs = flops / 2 * time_scale
-    scan = _scan_macs(tokens) * time_scale
+    scan = scan_macs(model, tokens) * time_scale
     return {
         "params": true_params(model),
         "hook_visible_params": _visible(model, called),
@@ -140,4 +136,4 @@ def efficiency_extras(model: nn.Module, shape: Sequence[int]) -> dict[str, float
     FlopCounterMode does not count), for one batch-1 clip of ``shape`` (C, T, H, W)."""
     dev = next(model.parameters()).device
     called, tokens, _ = _profile_pass(model, torch.zeros((1, *shape), device=dev), count_flops=False)
-    return {"params_hook_visible": _visible(model, called), "macs_scan_est": _scan_macs(tokens)}
+    return {"params_hook_visible": _visible(model, called), "macs_scan_est": scan_macs(model, tokens)}

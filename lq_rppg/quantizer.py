@@ -42,7 +42,7 @@ from lq_rppg.mamba import Backend, BiMambaBlock
 from lq_rppg.model import ChunkLengthError, segm_init_weights
 
 #: Band of the label band-pass (Hz) and its Butterworth order, as the release's ``_bandpass_filter``.
-LABEL_BAND = (0.75, 2.5)
+LABEL_BAND = sig.DEFAULT_BAND
 LABEL_ORDER = 1
 MIN_BITS, MAX_BITS = 1, 5
 
