@@ -20,8 +20,10 @@ from typing import Any
 CONF_MODULE = "benchmark.conf"
 
 
-def _compose(overrides: Sequence[str]) -> Any:
-    from hydra import compose, initialize_config_module
+def compose(overrides: Sequence[str]) -> Any:
+    """The resolved hydra config of ``rppg-bench run`` for these overrides (as a DictConfig)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
 
     from benchmark.registry import discover
 
@@ -33,7 +35,7 @@ def _compose(overrides: Sequence[str]) -> Any:
             o = "+" + o
         fixed.append(o)
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        return compose(config_name="config", overrides=list(fixed))
+        return hydra_compose(config_name="config", overrides=list(fixed))
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -69,7 +71,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
     timings = []
     for name in names:
         t = time.time()
-        run(_compose([f"method={name}", *argv]))
+        run(compose([f"method={name}", *argv]))
         timings.append((name, time.time() - t))
     print("\nper-method wall time: " + ", ".join(f"{n} {s:.0f}s" for n, s in timings) + f"; total {time.time() - t0:.0f}s")
     return cmd_leaderboard([a for a in argv if a.startswith("tracking.")])
@@ -97,7 +99,7 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
     from benchmark import tracking
     from benchmark.leaderboard import to_markdown, write_leaderboard
 
-    cfg = _compose(list(argv))
+    cfg = compose(list(argv))
     tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
     table = write_leaderboard("results", cfg.tracking.experiment)
     print(to_markdown(table))
@@ -112,8 +114,6 @@ def cmd_efficiency(argv: Sequence[str]) -> int:
 
 
 def cmd_preprocess(argv: Sequence[str]) -> int:
-    import dataclasses
-
     from omegaconf import OmegaConf
 
     from protocols.preprocess import PreprocessConfig
@@ -125,7 +125,7 @@ def cmd_preprocess(argv: Sequence[str]) -> int:
             workers = int(a.split("=", 1)[1])
         else:
             rest.append(a)
-    cfg = _compose(rest)
+    cfg = compose(rest)
     if "dataset" not in cfg:
         print("usage: rppg-bench preprocess dataset=NAME dataset.root=PATH", file=sys.stderr)
         return 2
@@ -139,7 +139,6 @@ def cmd_preprocess(argv: Sequence[str]) -> int:
 
     summary = run_preprocess(name, ds, pcfg, cfg.cache_dir, workers=workers)
     print({k: v for k, v in summary.items() if k != "records"} if isinstance(summary, dict) else summary)
-    del dataclasses
     return 0
 
 

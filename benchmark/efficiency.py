@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import statistics
 import time
 from pathlib import Path
@@ -137,6 +136,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 def main(argv: list[str]) -> int:
     from benchmark import tracking
+    from benchmark.leaderboard import write_text_atomic
     from benchmark.registry import list_methods
 
     opts = dict(a.split("=", 1) for a in argv if "=" in a)
@@ -157,11 +157,9 @@ def main(argv: list[str]) -> int:
     df = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if device == "cpu" else f"_{device}"
-    df.to_csv(out_dir / f".efficiency{suffix}.csv.tmp", index=False)
-    os.replace(out_dir / f".efficiency{suffix}.csv.tmp", out_dir / f"efficiency{suffix}.csv")
+    write_text_atomic(out_dir / f"efficiency{suffix}.csv", df.to_csv(index=False))
     md = to_markdown(df)
-    (out_dir / f".efficiency{suffix}.md.tmp").write_text(md)
-    os.replace(out_dir / f".efficiency{suffix}.md.tmp", out_dir / f"efficiency{suffix}.md")
+    write_text_atomic(out_dir / f"efficiency{suffix}.md", md)
     print(md)
     tracking.setup(opts.get("uri"), "rppg-bench-efficiency")
     import mlflow

@@ -1252,7 +1252,7 @@ def cell_config(cell: Cell, overrides: Sequence[str], experiment: str, compose: 
     from omegaconf import OmegaConf, open_dict
 
     if compose is None:
-        from benchmark.cli import _compose as compose
+        from benchmark.cli import compose as compose
     spec = method_spec(cell.alias)
     ov = [f"method={spec.method}", *[f"method.{k}={v}" for k, v in spec.overrides], *overrides,
           f"seed={cell.seed}", f"tracking.experiment={experiment}"]
@@ -1686,9 +1686,9 @@ def cmd_label_experiment(argv: Sequence[str]) -> int:
               f"{sum(s['status'] == 'failed' for s in status)} failed")
     if r["analyze"]:
         from benchmark import tracking
-        from benchmark.cli import _compose
+        from benchmark.cli import compose
 
-        tr = _compose(list(r["overrides"]) + [f"tracking.experiment={r['experiment']}"]).tracking
+        tr = compose(list(r["overrides"]) + [f"tracking.experiment={r['experiment']}"]).tracking
         tracking.setup(tr.uri, tr.experiment, tr.artifacts)
         analyze_experiment(r, status)
     return 1 if any(s["status"] == "failed" for s in status) else 0

@@ -119,7 +119,8 @@ def to_markdown(df: pd.DataFrame, eff: pd.DataFrame | None = None) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a hidden temp file beside ``path``, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -130,7 +131,7 @@ def write_leaderboard(out_dir: str | Path = "results", exp_name: str = "rppg-ben
     out_dir.mkdir(parents=True, exist_ok=True)
     table = aggregate(collect_runs(exp_name))
     eff = collect_efficiency()
-    _write_atomic(out_dir / "leaderboard.csv", table.to_csv(index=False))
-    _write_atomic(out_dir / "leaderboard.md", to_markdown(table, eff))
-    _write_atomic(out_dir / "leaderboard.tex", table.to_latex(index=False, float_format="%.2f", na_rep="--"))
+    write_text_atomic(out_dir / "leaderboard.csv", table.to_csv(index=False))
+    write_text_atomic(out_dir / "leaderboard.md", to_markdown(table, eff))
+    write_text_atomic(out_dir / "leaderboard.tex", table.to_latex(index=False, float_format="%.2f", na_rep="--"))
     return table

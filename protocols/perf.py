@@ -132,10 +132,10 @@ def _child_decode(video: str) -> dict[str, Any]:
 def _child_preprocess(video: str, cfg_json: str, out_dir: str) -> dict[str, Any]:
     from protocols.base import Record
     from protocols.datasets._common import VideoFileFrames
-    from protocols.preprocess import _cascade, preprocess_record
+    from protocols.preprocess import haar_cascade, preprocess_record
 
     cfg = PreprocessConfig(**json.loads(cfg_json))
-    _cascade()  # load the Haar model before the baseline: a one-off, not per-frame, cost
+    haar_cascade()  # load the Haar model before the baseline: a one-off, not per-frame, cost
     base = _rss_mb()
     t0, c0 = time.perf_counter(), _cpu_s()
     frames = VideoFileFrames(video)

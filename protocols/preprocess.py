@@ -95,7 +95,8 @@ class CachedRecord:
 _CASCADE: Any = None
 
 
-def _cascade() -> Any:
+def haar_cascade() -> Any:
+    """OpenCV's frontal-face Haar cascade (shipped with opencv-python), loaded once per process."""
     global _CASCADE
     if _CASCADE is None:
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -108,7 +109,7 @@ def _cascade() -> Any:
 def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
     """Widest Haar-cascade face box (x, y, w, h) in an RGB uint8 frame, or None."""
     gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    faces = _cascade().detectMultiScale(gray)
+    faces = haar_cascade().detectMultiScale(gray)
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda b: b[2])

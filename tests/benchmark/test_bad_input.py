@@ -15,20 +15,20 @@ def _frames(n=10, dtype=np.uint8):
 def test_unknown_protocol_lists_valid_names():
     from hydra.errors import MissingConfigException
 
-    from benchmark.cli import _compose
+    from benchmark.cli import compose
 
     with pytest.raises(MissingConfigException) as exc:
-        _compose(["protocol=no_such_protocol"])
+        compose(["protocol=no_such_protocol"])
     assert "synthetic_cross" in str(exc.value) and "synthetic_intra" in str(exc.value)
 
 
 def test_unknown_method_via_cli_lists_valid_names():
     from hydra.errors import MissingConfigException
 
-    from benchmark.cli import _compose
+    from benchmark.cli import compose
 
     with pytest.raises(MissingConfigException) as exc:
-        _compose(["method=no_such_method"])
+        compose(["method=no_such_method"])
     assert "pos" in str(exc.value) and "physnet" in str(exc.value)
 
 
