@@ -166,19 +166,23 @@ class ChunkDataset(Dataset):
         return np.random.default_rng([self.seed, zlib.crc32(rid.encode()), salt])
 
     def _fit_label_transforms(self) -> None:
-        """Fit transforms that learn from training labels (e.g. Lloyd-Max codebooks) in order."""
+        """Fit transforms that learn from training labels (e.g. Lloyd-Max codebooks) in order, each on
+        the chunk labels as the transforms before it leave them, with each chunk's fps."""
         for k, t in enumerate(self.label_transforms):
-            if not t.needs_fit:
-                continue
-            samples = []
-            for i, (ri, s) in enumerate(self.index):
-                rec = self.records[ri]
-                y = self._record_label(ri)[s : s + self.length]
-                prior = self._chunk_tf[: max(0, k - len(self._record_tf))]
-                for j, tf in enumerate(prior):
-                    y = tf(y, rec.fps, self._rng(ri, 1000 + i * 31 + j))
-                samples.append(np.asarray(y))
-            t.fit(samples, float(self.records[0].fps))
+            if t.needs_fit:
+                upto = max(0, k - len(self._record_tf))
+                pairs = [self._chunk_label(i, upto) for i in range(len(self.index))]
+                t.fit([y for y, _ in pairs], [fps for _, fps in pairs])
+
+    def _chunk_label(self, i: int, upto: int | None = None) -> tuple[np.ndarray, float]:
+        """Label of chunk ``i`` after the record-level transforms and the first ``upto`` (default all)
+        chunk-level ones, and its record's fps."""
+        ri, s = self.index[i]
+        rec = self.records[ri]
+        y = self._record_label(ri)[s : s + self.length]
+        for j, tf in enumerate(self._chunk_tf[:upto]):
+            y = tf(y, rec.fps, self._rng(ri, 1000 + i * 31 + j))
+        return np.asarray(y, dtype=np.float64), float(rec.fps)
 
     def _record_label(self, ri: int) -> np.ndarray:
         if ri not in self._labels:
@@ -201,12 +205,8 @@ class ChunkDataset(Dataset):
 
     def label_chunks(self):
         """Yield ``(label, fps)`` for every chunk, as training sees it, without decoding frames."""
-        for i, (ri, s) in enumerate(self.index):
-            rec = self.records[ri]
-            y = self._record_label(ri)[s : s + self.length]
-            for j, tf in enumerate(self._chunk_tf):
-                y = tf(y, rec.fps, self._rng(ri, 1000 + i * 31 + j))
-            yield np.asarray(y, dtype=np.float64), float(rec.fps)
+        for i in range(len(self.index)):
+            yield self._chunk_label(i)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -215,9 +215,7 @@ class ChunkDataset(Dataset):
         ri, s = self.index[i]
         rec = self.records[ri]
         frames = transform_chunk(rec.frames, s, self.length, self.transforms, self.stats(ri))
-        y = self._record_label(ri)[s : s + self.length]
-        for j, tf in enumerate(self._chunk_tf):
-            y = tf(y, rec.fps, self._rng(ri, 1000 + i * 31 + j))
+        y, _ = self._chunk_label(i)
         return {
             "frames": torch.from_numpy(frames),
             "label": torch.as_tensor(np.asarray(y, dtype=np.float32)),

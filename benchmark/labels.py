@@ -41,8 +41,9 @@ class LabelTransform:
     def __call__(self, label: np.ndarray, fps: float, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def fit(self, labels: Sequence[np.ndarray], fps: float) -> None:
-        """Learn from the training split's labels (e.g. a Lloyd-Max codebook). Default: nothing."""
+    def fit(self, labels: Sequence[np.ndarray], fps: float | Sequence[float]) -> None:
+        """Learn from the training split's labels (e.g. a Lloyd-Max codebook); ``fps`` is one rate
+        or one per label. Default: nothing."""
 
     def __repr__(self) -> str:
         params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
