@@ -400,8 +400,8 @@ def column(names: list[str] | None, data: np.ndarray, name: str | None, index: i
 class FileLoader(Loader):
     """Base of the on-disk loaders.
 
-    Subclasses call ``super().__init__(root, **options)`` with every option that changes their
-    Records (they enter :meth:`key`), and implement :meth:`_scan` (cheap listing: record id → whatever
+    Subclasses call ``super().__init__(root, **options)`` with every option (checked and normalised)
+    that changes their Records: each becomes an attribute and enters :meth:`key`. They implement :meth:`_scan` (cheap listing: record id → whatever
     :meth:`_load` needs, e.g. paths) and :meth:`_load` (build one Record; reads labels, probes the video).
     ``layout`` is a one-line description of the expected on-disk layout used in error messages.
     """
@@ -415,6 +415,8 @@ class FileLoader(Loader):
         if not self.root.is_dir():
             raise DatasetFormatError(self.root, f"{self.name} root folder does not exist" if not self.root.exists() else f"{self.name} root is not a folder")
         self.options = dict(options)
+        for k, v in self.options.items():  # options are read as attributes, so none can miss key()
+            setattr(self, k, v)
         tol = float(self.options.get("label_tolerance_s", DEFAULT_LABEL_TOLERANCE_S))
         if not tol >= 0:
             raise ValueError(f"label_tolerance_s must be >= 0, got {tol}")
@@ -431,10 +433,6 @@ class FileLoader(Loader):
         raise NotImplementedError
 
     # public
-    def spec(self) -> dict[str, Any]:
-        """Loader name and kwargs that rebuild this loader: ``create_dataset(**spec)``."""
-        return {"name": self.name, "root": str(self.root), **self.options}
-
     def key(self) -> str:
         blob = json.dumps({"root": str(self.root.resolve()), **self.options}, sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"

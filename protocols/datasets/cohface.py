@@ -57,9 +57,8 @@ class COHFACE(FileLoader):
     ):
         if not float(label_fs) > 0:
             raise ValueError(f"cohface label_fs must be > 0, got {label_fs}")
-        self.fps, self.label_fs, self.drop_corrupted_start, self.count_frames = fps, float(label_fs), drop_corrupted_start, count_frames
         super().__init__(
-            root, fps=fps, label_fs=self.label_fs, drop_corrupted_start=drop_corrupted_start,
+            root, fps=fps, label_fs=float(label_fs), drop_corrupted_start=drop_corrupted_start,
             label_tolerance_s=label_tolerance_s, count_frames=count_frames,
         )
 

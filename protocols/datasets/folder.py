@@ -71,12 +71,10 @@ class Folder(FileLoader):
             raise ValueError(f"folder time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
         if ppg_fs is not None and not float(ppg_fs) > 0:
             raise ValueError(f"folder ppg_fs must be > 0 or null, got {ppg_fs}")
-        self.ppg_fs, self.fps, self.ppg_column, self.time_column = ppg_fs, fps, ppg_column, time_column
-        self.time_unit, self.label_offset_s, self.count_frames = time_unit, float(label_offset_s), count_frames
-        self.video_exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in video_exts)
+        exts = [e.lower() if e.startswith(".") else f".{e.lower()}" for e in video_exts]
         super().__init__(
             root, ppg_fs=ppg_fs, fps=fps, ppg_column=ppg_column, time_column=time_column, time_unit=time_unit,
-            label_offset_s=self.label_offset_s, video_exts=list(self.video_exts), label_tolerance_s=label_tolerance_s,
+            label_offset_s=float(label_offset_s), video_exts=exts, label_tolerance_s=label_tolerance_s,
             count_frames=count_frames,
         )
 

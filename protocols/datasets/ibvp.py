@@ -71,11 +71,9 @@ class IBVP(FileLoader):
             raise ValueError(f"ibvp quality_policy must be keep|drop, got {quality_policy!r}")
         if not (float(fps) > 0 and float(label_fs) > 0):
             raise ValueError(f"ibvp fps and label_fs must be > 0, got {fps}, {label_fs}")
-        self.fps, self.label_fs = float(fps), float(label_fs)
-        self.quality_column, self.quality_policy, self.quality_threshold = quality_column, quality_policy, float(quality_threshold)
         super().__init__(
-            root, fps=self.fps, label_fs=self.label_fs, quality_column=quality_column, quality_policy=quality_policy,
-            quality_threshold=self.quality_threshold, label_tolerance_s=label_tolerance_s,
+            root, fps=float(fps), label_fs=float(label_fs), quality_column=quality_column, quality_policy=quality_policy,
+            quality_threshold=float(quality_threshold), label_tolerance_s=label_tolerance_s,
         )
 
     def _scan(self) -> dict[str, Any]:

@@ -145,8 +145,7 @@ class MMPD(FileLoader):
     def __init__(self, root: str | Path | None, fps: float = 30.0):
         if not float(fps) > 0:
             raise ValueError(f"mmpd fps must be > 0, got {fps}")
-        self.fps = float(fps)
-        super().__init__(root, fps=self.fps)
+        super().__init__(root, fps=float(fps))
 
     def _scan(self) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -47,7 +47,6 @@ class PURE(FileLoader):
     layout = "root/XX-YY/XX-YY.json and root/XX-YY/XX-YY/Image<timestamp_ns>.png"
 
     def __init__(self, root: str | Path | None, fps: float | None = None, label_tolerance_s: float = DEFAULT_LABEL_TOLERANCE_S):
-        self.fps = fps
         super().__init__(root, fps=fps, label_tolerance_s=label_tolerance_s)
 
     def _scan(self) -> dict[str, Any]:

@@ -68,8 +68,7 @@ class SCAMPS(FileLoader):
     def __init__(self, root: str | Path | None, fps: float = 30.0, frames_key: str = "Xsub", label_key: str = "d_ppg", known_face_box: bool = False):
         if not float(fps) > 0:
             raise ValueError(f"scamps fps must be > 0, got {fps}")
-        self.fps, self.frames_key, self.label_key, self.known_face_box = float(fps), frames_key, label_key, known_face_box
-        super().__init__(root, fps=self.fps, frames_key=frames_key, label_key=label_key, known_face_box=known_face_box)
+        super().__init__(root, fps=float(fps), frames_key=frames_key, label_key=label_key, known_face_box=known_face_box)
 
     def _scan(self) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -73,7 +73,6 @@ class UBFCPhys(FileLoader):
     ):
         if label_fs is not None and not float(label_fs) > 0:
             raise ValueError(f"label_fs must be > 0 or None, got {label_fs}")
-        self.label_fs, self.fps, self.count_frames = label_fs, fps, count_frames
         super().__init__(root, label_fs=label_fs, fps=fps, label_tolerance_s=label_tolerance_s, count_frames=count_frames)
 
     def _scan(self) -> dict[str, Any]:

@@ -89,7 +89,6 @@ class UBFCrPPG(FileLoader):
             raise ValueError(f"ubfc_rppg variant must be one of {VARIANTS}, got {variant!r}")
         if clock not in ("timestamps", "index"):
             raise ValueError(f"ubfc_rppg clock must be timestamps|index, got {clock!r}")
-        self.variant, self.clock, self.fps, self.count_frames = variant, clock, fps, count_frames
         super().__init__(root, variant=variant, clock=clock, fps=fps, label_tolerance_s=label_tolerance_s, count_frames=count_frames)
 
     def _scan(self) -> dict[str, Any]:
