@@ -21,16 +21,15 @@ diff-normalized label (zero appended at the end). With one chunk the two agree e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from benchmark.method import InputSpec, MethodConfigError
+from benchmark.method import InputSpec
 from benchmark.registry import register_method
-from methods.deepphys import Attention_mask, CANMethod, dense_width, frames_to_batch
-from methods.tscan import TSM
+from methods.deepphys import Attention_mask, dense_width, frames_to_batch
+from methods.tscan import TSM, TSMMethod
 
 
 class EfficientPhys(nn.Module):
@@ -99,30 +98,20 @@ class EfficientPhys(nn.Module):
 
 
 @register_method("efficientphys")
-class EfficientPhysMethod(CANMethod):
+class EfficientPhysMethod(TSMMethod):
     """EfficientPhys: standardized frames in, diff-normalized label, MSE; per-chunk differencing."""
 
     input: ClassVar[InputSpec] = InputSpec(
         frames=180, size=72, transforms=("standardized",), label="diff_normalized"
     )
 
-    @dataclass
-    class Config(CANMethod.Config):
-        frame_depth: int = 10  # temporal-shift segment length (toolbox MODEL.EFFICIENTPHYS.FRAME_DEPTH)
-
     def build_model(self) -> nn.Module:
         size = self.check_size()
-        frames, depth = self.input_spec().frames, int(self.cfg.frame_depth)
-        if depth < 1 or frames % depth:
-            raise MethodConfigError(
-                f"{self.name}: chunk length {frames} must be a multiple of frame_depth={depth} "
-                "(temporal shift segments must not straddle two clips)"
-            )
         return EfficientPhys(
             in_channels=3,
             dropout_rate1=self.cfg.dropout_rate1,
             dropout_rate2=self.cfg.dropout_rate2,
-            frame_depth=depth,
+            frame_depth=self.frame_depth(),
             img_size=size,
         )
 

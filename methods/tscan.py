@@ -90,30 +90,39 @@ class TSCAN(DeepPhys):
         return self.final_dense_2(self.dropout_4(d10))
 
 
-@register_method("tscan")
-class TSCANMethod(CANMethod):
-    """TS-CAN: DeepPhys inputs and loss; the chunk length must be a multiple of ``frame_depth``."""
-
-    input: ClassVar[InputSpec] = InputSpec(
-        frames=180, size=72, transforms=("diff_normalized", "standardized"), label="diff_normalized"
-    )
+class TSMMethod(CANMethod):
+    """CAN methods with temporal-shift modules (TS-CAN, EfficientPhys): chunks split into whole
+    ``frame_depth`` segments."""
 
     @dataclass
     class Config(CANMethod.Config):
-        frame_depth: int = 10  # temporal-shift segment length (toolbox MODEL.TSCAN.FRAME_DEPTH)
+        frame_depth: int = 10  # temporal-shift segment length (toolbox MODEL.{TSCAN,EFFICIENTPHYS}.FRAME_DEPTH)
 
-    def build_model(self) -> nn.Module:
-        size = self.check_size()
+    def frame_depth(self) -> int:
+        """The configured ``frame_depth``; MethodConfigError unless it divides the chunk length."""
         frames, depth = self.input_spec().frames, int(self.cfg.frame_depth)
         if depth < 1 or frames % depth:
             raise MethodConfigError(
                 f"{self.name}: chunk length {frames} must be a multiple of frame_depth={depth} "
                 "(temporal shift segments must not straddle two clips)"
             )
+        return depth
+
+
+@register_method("tscan")
+class TSCANMethod(TSMMethod):
+    """TS-CAN: DeepPhys inputs and loss; the chunk length must be a multiple of ``frame_depth``."""
+
+    input: ClassVar[InputSpec] = InputSpec(
+        frames=180, size=72, transforms=("diff_normalized", "standardized"), label="diff_normalized"
+    )
+
+    def build_model(self) -> nn.Module:
+        size = self.check_size()
         return TSCAN(
             in_channels=3,
             dropout_rate1=self.cfg.dropout_rate1,
             dropout_rate2=self.cfg.dropout_rate2,
-            frame_depth=depth,
+            frame_depth=self.frame_depth(),
             img_size=size,
         )
