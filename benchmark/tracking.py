@@ -62,18 +62,39 @@ def setup(uri: str | None = None, experiment: str = "rppg-bench", artifacts: str
     import mlflow
 
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        art = artifacts or DEFAULT_ARTIFACTS
-        location = Path(art).resolve().as_uri() if "://" not in art else art
-        exp_id = mlflow.create_experiment(experiment, artifact_location=f"{location}/{experiment}")
-    else:
-        exp_id = exp.experiment_id
+    with _store_lock(uri):
+        # The first access builds the store; on a new SQLite file that creates and migrates the schema,
+        # which two processes must not do at once ("table experiments already exists", "duplicate
+        # column name"): one process does it under the lock, the others then find it done.
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            art = artifacts or DEFAULT_ARTIFACTS
+            location = Path(art).resolve().as_uri() if "://" not in art else art
+            exp_id = mlflow.create_experiment(experiment, artifact_location=f"{location}/{experiment}")
+        else:
+            exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def _store_lock(uri: str) -> Any:
+    """A file lock beside a local store (SQLite file or ``file:`` folder); a no-op for a server URI,
+    which serialises its own writes. ``filelock`` rather than hand-written ``fcntl``: it is portable,
+    re-entrant and releases the lock when the process dies (the OS drops the ``flock``)."""
+    from contextlib import nullcontext
+
+    from filelock import FileLock
+
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(db) + ".lock")
+    if uri.startswith("file:") or "://" not in uri:
+        folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(folder / ".rppg-bench.lock"))
+    return nullcontext()
 
 
 def find_finished(exp_id: str, chash: str) -> Any | None:
