@@ -94,10 +94,70 @@ def _as_loss_dict(out: Any) -> dict[str, torch.Tensor]:
     return {"loss": out}
 
 
+class DiskFullError(TrainingError):
+    """A checkpoint could not be written because the disk holding it is full."""
+
+
+_TMP_TAG = ".tmp-"
+
+
+def _tmp_path(path: Path) -> Path:
+    """``.<name>.tmp-<host>-<pid>`` beside ``path``: who wrote it, so a later run can tell a dead
+    writer's leftover (removed by :func:`remove_stale_temp_files`) from a live one's file."""
+    import socket
+
+    return path.with_name(f".{path.name}{_TMP_TAG}{socket.gethostname()}-{os.getpid()}")
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` to a temp file beside ``path``, then rename it over ``path``.
+
+    The temp file is removed on every exit path (an exception, Ctrl-C, a full disk). torch is
+    handed an open Python file rather than a path: on a path its C++ writer reports a full disk as
+    ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``, through a Python file
+    the ``OSError(ENOSPC)`` comes through, which is reported as :class:`DiskFullError` naming the file.
+    """
+    import errno
+
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            import shutil
+
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFullError(
+                f"disk full: could not write checkpoint {path} ({free / 2**20:.0f} MiB free on its disk; "
+                f"free space there or point runs_dir / RPPG_BENCH_RUNS at a disk with room)"
+            ) from exc
+        raise
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the temp files that writers on this host left behind when they died (``kill -9``,
+    power loss: no exit path runs); a live process's file and another host's are kept. Returns
+    the removed paths."""
+    import socket
+
+    import psutil
+
+    host = socket.gethostname()
+    removed = []
+    for p in Path(folder).glob(f".*{_TMP_TAG}*"):
+        owner = p.name.rsplit(_TMP_TAG, 1)[1]
+        who, _, pid = owner.rpartition("-")
+        if not pid.isdigit() or (who and who != host):  # older files were ``.tmp-<pid>``: this host's
+            continue
+        # our own pid: a leftover of an earlier process that had it (a restarted container keeps
+        # its host name and often its pids); this process leaves none behind
+        if not psutil.pid_exists(int(pid)) or int(pid) == os.getpid():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def _rng_state() -> dict[str, Any]:
@@ -232,6 +292,7 @@ class Trainer:
         if len(train_ds) == 0:
             raise TrainingError("empty training split: no chunks to train on")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.run_dir)
         seed_everything(self.seed)
         method.prepare(train_ds)
         phases = method.phases()
