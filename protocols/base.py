@@ -11,6 +11,7 @@ about models. ``create_dataset("synthetic", domain="lab")`` builds one from conf
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,42 @@ class DatasetFormatError(ValueError):
 
     def __reduce__(self):  # picklable across worker processes (subclasses share the signature)
         return (type(self), (self.path, self.reason))
+
+
+#: Shortest record (seconds) a file loader accepts. The classic methods need 2 s of frames
+#: (``methods/_unsupervised_common.MIN_SECONDS``) and an HR below 1 s of signal has no meaning, so a
+#: shorter video (or a label that leaves less than this after alignment) is rejected at load time
+#: naming the file, instead of failing later in a method or in evaluation without it.
+MIN_RECORD_SECONDS = 2.0
+
+_UNSAFE_ID = re.compile(r"[%/\\\x00-\x1f]")
+_UNSAFE_PATH = re.compile(r"[/\\\x00-\x1f]")
+
+
+def safe_record_id(raw: str) -> str:
+    """A record id that is safe as one path component: the id itself when it already is, else a
+    deterministic percent-encoding (``%`` → ``%25``, path separators and control characters →
+    ``%XX``, leading dots → ``%2E``), so ids stay unique and never name ``.``, ``..``, a hidden
+    folder or a path outside the cache folder.
+
+    >>> [safe_record_id(s) for s in ("subject1", ".", "..", ".hidden", "a/b", "50%")]
+    ['subject1', '%2E', '%2E%2E', '%2Ehidden', 'a%2Fb', '50%25']
+    """
+    raw = str(raw)
+    if not raw:
+        raise ValueError("record id must not be empty")
+    out = _UNSAFE_ID.sub(lambda m: f"%{ord(m.group()):02X}", raw)
+    lead = len(out) - len(out.lstrip("."))
+    return "%2E" * lead + out[lead:]
+
+
+def check_record_id(rid: str, where: str) -> str:
+    """Raise :class:`DatasetFormatError` unless ``rid`` is already a safe path component."""
+    if not isinstance(rid, str) or not rid or rid.startswith(".") or _UNSAFE_PATH.search(rid):
+        raise DatasetFormatError(where, f"record id {rid!r} is not a safe folder name (empty, '.', '..', hidden, or "
+                                        f"contains a path separator or a control character); use "
+                                        f"protocols.base.safe_record_id → {safe_record_id(rid) if rid else '?'!r}")
+    return rid
 
 
 class FrameSource:
@@ -97,6 +134,7 @@ class Record:
 
     def __post_init__(self) -> None:
         where = f"record {self.dataset}/{self.id}"
+        check_record_id(self.id, where)
         if not np.isfinite(self.fps) or self.fps <= 0:
             raise DatasetFormatError(where, f"fps must be > 0, got {self.fps}")
         if len(self.frames) == 0:
@@ -128,6 +166,12 @@ class Loader:
     def key(self) -> str:
         """String that changes whenever the Records this loader yields would change."""
         return self.name
+
+    def source_files(self, rid: str) -> list[Path] | None:
+        """The files record ``rid`` is read from (video or frame images, label files), or None for
+        generated data, whose identity is :meth:`key` (its parameters and generator version).
+        Used by :mod:`protocols.fingerprint` so that edited files are re-preprocessed and re-run."""
+        return None
 
 
 _DATASETS: dict[str, type[Loader]] = {}

@@ -43,7 +43,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from protocols.base import DatasetFormatError, Loader, Record
+from protocols.base import DatasetFormatError, Loader, Record, check_record_id
 
 
 class NoFaceError(DatasetFormatError):
@@ -182,7 +182,36 @@ def find_face_box(record: Record, cfg: PreprocessConfig) -> tuple[tuple[int, int
 
 # -- cache ---------------------------------------------------------------------------------------
 def record_dir(cache_root: str | Path, loader: Loader, cfg: PreprocessConfig, record_id: str) -> Path:
-    return Path(cache_root) / loader.key() / cfg.key() / record_id
+    return _child(Path(cache_root) / loader.key() / cfg.key(), record_id)
+
+
+def _child(base: Path, record_id: str) -> Path:
+    """``base / record_id``, refusing an id that is not one safe folder name (``..``, ``a/b``, ...)."""
+    check_record_id(record_id, f"cache {base}")
+    return base / record_id
+
+
+def _finished(path: Path, fingerprint: str | None) -> bool:
+    """Whether ``path`` holds a finished record made from the same source files.
+
+    ``fingerprint`` None (generated data, identified by the loader key in the path) accepts any
+    finished record; otherwise the record's ``source_fingerprint`` must match (edited files → rebuild).
+    """
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:
+        return False
+    except ValueError:  # unreadable meta: not a usable record
+        return False
+    return fingerprint is None or meta.get("source_fingerprint") == fingerprint
+
+
+def _record_lock(out_dir: Path) -> Any:
+    """Inter-process lock of one cache record (``.<id>.lock`` beside it; ``filelock``: fcntl/msvcrt,
+    released by the OS when its holder dies, so a killed run never leaves it locked)."""
+    from filelock import FileLock
+
+    return FileLock(str(out_dir.parent / f".{out_dir.name}.lock"))
 
 
 def load_cached(path: str | Path) -> CachedRecord:
@@ -214,16 +243,39 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path) -> CachedRecord | None:
-    """Crop/resize one record into ``out_dir`` atomically; returns None when skipped (no face)."""
-    cached, _ = _process(record, cfg, Path(out_dir))
+def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path, fingerprint: str | None = None) -> CachedRecord | None:
+    """Crop/resize one record into ``out_dir`` atomically; returns None when skipped (no face).
+
+    ``fingerprint`` (:mod:`protocols.fingerprint`) is stored in the record's ``meta.json``; a
+    finished record with another fingerprint (its files were edited) is rebuilt.
+    """
+    cached, _ = _process(record, cfg, Path(out_dir), fingerprint)
     return cached
 
 
-def _process(record: Record, cfg: PreprocessConfig, out_dir: Path) -> tuple[CachedRecord | None, dict[str, Any]]:
-    """:func:`preprocess_record` plus a summary line: status, face source, frames, seconds."""
+def _process(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: str | None = None) -> tuple[CachedRecord | None, dict[str, Any]]:
+    """:func:`preprocess_record` plus a summary line: status, face source, frames, seconds.
+
+    Concurrency: the record's file lock is held from the "is it finished?" check to the publish,
+    so of two processes that need the same record one builds it and the other waits, then reuses it.
+    """
     t0 = time.perf_counter()
-    if (out_dir / "meta.json").is_file():
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = _record_lock(out_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Exception:  # filelock.Timeout: another process is building this record
+        print(f"[preprocess] waiting for another process building {out_dir}", file=sys.stderr)
+        lock.acquire()
+    try:
+        return _process_locked(record, cfg, out_dir, fingerprint, t0)
+    finally:
+        lock.release()
+
+
+def _process_locked(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: str | None,
+                    t0: float) -> tuple[CachedRecord | None, dict[str, Any]]:
+    if _finished(out_dir, fingerprint):
         cached = load_cached(out_dir)
         return cached, _info_from_cache(cached, "cached", t0)
     box, note = find_face_box(record, cfg)
@@ -267,17 +319,31 @@ def _process(record: Record, cfg: PreprocessConfig, out_dir: Path) -> tuple[Cach
             "id": record.id, "subject": record.subject, "dataset": record.dataset, "fps": float(record.fps),
             "n_frames": t, "crop_box": [x0, y0, x1, y1], "source_size": [h, w],
             "preprocess": dataclasses.asdict(cfg), **note, "meta": _jsonable(dict(record.meta)),
+            "source_fingerprint": fingerprint,
         }
+        # meta.json is written inside the hidden temp folder: a folder under its final name is complete
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if out_dir.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, out_dir)
+        _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     cached = load_cached(out_dir)
     return cached, _info_from_cache(cached, "done", t0)
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished temp folder into place (under the record's lock). A stale record (edited
+    source files) is first renamed to a hidden ``.<id>.old.tmp-PID`` and removed after, so the
+    final name always holds a complete record or nothing."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old.tmp-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _info_from_cache(cached: CachedRecord, status: str, t0: float) -> dict[str, Any]:
@@ -325,15 +391,64 @@ def clear_stale(base: str | Path) -> list[Path]:
 
 
 _WORKER_LOADER: Loader | None = None
+#: How often (s) a worker checks that its parent is alive where the kernel cannot tell it (non-Linux).
+PARENT_POLL_S = 0.5
 
 
-def _worker_init(loader: Loader | None) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when ``parent_pid`` dies, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (prctl(2)) — the kernel kills the worker when the
+    thread that started it exits; other systems (and as a second line on Linux): a daemon thread
+    that polls ``os.getppid()`` and calls ``os._exit`` once the worker has been re-parented.
+    Without this a worker of a killed run finishes its record and then blocks forever reading its
+    task pipe. Hand-written because no maintained library offers it for concurrent.futures workers.
+    """
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - unusual libc
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above ran
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rppg-parent-watch", daemon=True).start()
+
+
+def _worker_init(loader: Loader | None, parent_pid: int | None = None) -> None:
     global _WORKER_LOADER
     _WORKER_LOADER = loader
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+
+
+def _stop_pool(ex: Any) -> None:
+    """Stop a process pool now (on an error, Ctrl-C or SIGTERM): cancel queued records and kill the
+    workers instead of waiting for the records they are processing (their temp folders are removed
+    by the next run's :func:`clear_stale`)."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # CPython's executor keeps them here
+    ex.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
 
 
 def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader: Loader | None = None,
-              raise_errors: bool = False) -> dict[str, Any]:
+              raise_errors: bool = False, fingerprint: str | None = None) -> dict[str, Any]:
     """Process one record (in a worker or in-process); errors come back as data unless ``raise_errors``.
 
     In workers, exceptions are returned rather than raised because not every exception survives
@@ -350,17 +465,12 @@ def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader
             record = src.record(rid)  # type: ignore[attr-defined]
         else:
             record = obj
-        _, info = _process(record, cfg, Path(out_dir))
+        _, info = _process(record, cfg, Path(out_dir), fingerprint)
         return info
     except Exception as e:  # noqa: BLE001 - reported to the parent, which decides
         if raise_errors:
             raise
-        return {
-            "id": rid, "status": "failed", "face_source": "?", "seconds": round(time.perf_counter() - t0, 3),
-            "error": f"{type(e).__name__}: {e}", "error_type": type(e).__name__,
-            "error_path": getattr(e, "path", None), "error_reason": getattr(e, "reason", None),
-            "traceback": traceback.format_exc(),
-        }
+        return _failure(rid, e, t0)
 
 
 def _reraise(info: dict[str, Any]) -> None:
@@ -409,6 +519,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: ``on_error`` values: ``raise`` stops at the first bad record; ``skip`` (alias ``continue``) goes
+#: on and lists the failed records and why.
+ON_ERROR = ("raise", "skip", "continue")
+
+
 def preprocess(
     loader: Loader,
     cfg: PreprocessConfig,
@@ -423,15 +538,20 @@ def preprocess(
     """Preprocess (or reuse from the cache) every record of ``loader``; yields cached records in order.
 
     ``workers`` > 1 runs a bounded process pool (see the module docstring); 0 or 1 runs in-process.
-    ``on_error``: ``raise`` (default) stops at the first failing record with its error;
-    ``continue`` keeps going and lists the failures in the summary. Skipped records (``no_face:
-    skip_record``) are not yielded. When the generator is exhausted, the run's summary is printed and,
-    if ``summary`` is a dict, filled into it.
+    Workers die with this process (even on SIGKILL); an exception, Ctrl-C or an abandoned generator
+    kills them at once. ``on_error``: ``raise`` (default) stops at the first failing record with its
+    error; ``skip`` (or ``continue``) keeps going and lists the failures in the summary. Skipped
+    records (``no_face: skip_record``) are not yielded. A cached record is reused only if its source
+    files are unchanged (:mod:`protocols.fingerprint`), else it is rebuilt. When the generator is
+    exhausted, the run's summary is printed and, if ``summary`` is a dict, filled into it.
     """
     from tqdm.auto import tqdm
 
-    if on_error not in ("raise", "continue"):
-        raise ValueError(f"on_error must be raise|continue, got {on_error!r}")
+    from protocols.fingerprint import RecordFingerprints
+
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {'|'.join(ON_ERROR)}, got {on_error!r}")
+    raise_errors = on_error == "raise"
     base = Path(cache_root) / loader.key() / cfg.key()
     clear_stale(base)
     by_id = records is None and hasattr(loader, "record_ids") and hasattr(loader, "record")
@@ -447,15 +567,31 @@ def preprocess(
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, c in Counter(ids).items() if c > 1)[:3]
         raise DatasetFormatError(f"dataset {loader.key()}", f"duplicate record ids, e.g. {dup}")
+    for rid in ids:
+        check_record_id(rid, f"dataset {loader.key()}")
     infos: list[dict[str, Any]] = []
     bar = tqdm(total=len(tasks), desc=f"preprocess {loader.key()}", disable=not progress, leave=False)
     t_start = time.perf_counter()
+
+    # Source fingerprints, taken before the files are read (an edit during the run errs towards a rebuild).
+    fpr = RecordFingerprints(loader, cache_root)
+    fingerprints: dict[str, str | None] = {}
+    early: dict[str, dict[str, Any]] = {}
+    for rid in ids:
+        try:
+            fingerprints[rid] = fpr.get(rid)
+        except (DatasetFormatError, OSError) as e:
+            if raise_errors:
+                bar.close()
+                raise
+            early[rid] = _failure(rid, e, time.perf_counter())
+    fpr.save()
 
     def handle(info: dict[str, Any]) -> CachedRecord | None:
         infos.append({k: v for k, v in info.items() if k != "traceback"})
         bar.update(1)
         if info["status"] == "failed":
-            if on_error == "raise":
+            if raise_errors:
                 bar.close()
                 _reraise(info)
             return None
@@ -463,15 +599,22 @@ def preprocess(
             return None
         return load_cached(base / info["id"])
 
+    def cached_info(rid: str) -> dict[str, Any] | None:
+        if rid in early:
+            return early[rid]
+        if _finished(base / rid, fingerprints[rid]):
+            return _info_from_cache(load_cached(base / rid), "cached", time.perf_counter())
+        return None
+
     try:
         if workers <= 1:
             for task in tasks:
                 rid = task[1] if task[0] == "id" else task[1].id
-                if (base / rid / "meta.json").is_file():
-                    cached = load_cached(base / rid)
-                    out = handle(_info_from_cache(cached, "cached", time.perf_counter()))
-                else:
-                    out = handle(_run_task(task, cfg, str(base / rid), loader=loader, raise_errors=on_error == "raise"))
+                info = cached_info(rid)
+                if info is None:
+                    info = _run_task(task, cfg, str(base / rid), loader=loader, raise_errors=raise_errors,
+                                     fingerprint=fingerprints[rid])
+                out = handle(info)
                 if out is not None:
                     yield out
         else:
@@ -480,28 +623,29 @@ def preprocess(
 
             ctx = multiprocessing.get_context("spawn")
             pool_loader = loader if any(k == "id" for k, _ in tasks) else None
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(pool_loader,)) as ex:
-                pending: deque[tuple[str, Any]] = deque()
-                try:
-                    for task in tasks:
-                        rid = task[1] if task[0] == "id" else task[1].id
-                        if (base / rid / "meta.json").is_file():
-                            pending.append((rid, None))
-                        else:
-                            pending.append((rid, ex.submit(_run_task, task, cfg, str(base / rid))))
-                        while len(pending) > 2 * workers or (pending and pending[0][1] is None):
-                            out = _collect(pending.popleft(), base, handle)
-                            if out is not None:
-                                yield out
-                    while pending:
-                        out = _collect(pending.popleft(), base, handle)
+            ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(pool_loader, os.getpid()))
+            pending: deque[tuple[str, Any]] = deque()
+            try:
+                for task in tasks:
+                    rid = task[1] if task[0] == "id" else task[1].id
+                    info = cached_info(rid)
+                    if info is not None:
+                        pending.append((rid, info))
+                    else:
+                        pending.append((rid, ex.submit(_run_task, task, cfg, str(base / rid), None, False, fingerprints[rid])))
+                    while len(pending) > 2 * workers or (pending and isinstance(pending[0][1], dict)):
+                        out = _collect(pending.popleft(), handle)
                         if out is not None:
                             yield out
-                except BaseException:
-                    for _, fut in pending:
-                        if fut is not None:
-                            fut.cancel()
-                    raise
+                while pending:
+                    out = _collect(pending.popleft(), handle)
+                    if out is not None:
+                        yield out
+            except BaseException:
+                _stop_pool(ex)
+                raise
+            ex.shutdown(wait=True)
     finally:
         bar.close()
     result = summarize(infos, dataset=loader.key(), preprocess=cfg.key(), cache_dir=str(base),
@@ -512,12 +656,73 @@ def preprocess(
         summary.update(result)
 
 
-def _collect(item: tuple[str, Any], base: Path, handle: Any) -> CachedRecord | None:
-    rid, fut = item
-    if fut is None:
-        cached = load_cached(base / rid)
-        return handle(_info_from_cache(cached, "cached", time.perf_counter()))
-    return handle(fut.result())
+def _failure(rid: str, e: BaseException, t0: float) -> dict[str, Any]:
+    return {
+        "id": rid, "status": "failed", "face_source": "?", "seconds": round(time.perf_counter() - t0, 3),
+        "error": f"{type(e).__name__}: {e}", "error_type": type(e).__name__,
+        "error_path": getattr(e, "path", None), "error_reason": getattr(e, "reason", None),
+        "traceback": traceback.format_exc(),
+    }
+
+
+def _collect(item: tuple[str, Any], handle: Any) -> CachedRecord | None:
+    _, fut = item
+    return handle(fut if isinstance(fut, dict) else fut.result())
+
+
+class RecordsFailedError(RuntimeError):
+    """Records failed and were skipped (``on_error=skip``); ``failed`` maps "alias/id" → error."""
+
+    def __init__(self, failed: dict[str, str], what: str = "run"):
+        self.failed = dict(failed)
+        lines = "\n".join(f"  {k}: {v}" for k, v in self.failed.items())
+        super().__init__(f"{what}: {len(self.failed)} record(s) failed and were skipped (on_error=skip); "
+                         f"the metrics cover the other records only:\n{lines}")
+
+    def __reduce__(self):
+        return (type(self), (self.failed,))
+
+
+class NoRecordsError(ValueError):
+    """A split ended with no usable record; the message lists which were skipped or failed and why."""
+
+
+def list_records(loader: Loader, on_error: str = "raise") -> tuple[list[Record], dict[str, str]]:
+    """A loader's Records, and with ``on_error`` ``skip`` the ones that failed to load (id → error)
+    instead of the first error. Loaders without ``record_ids()``/``record(id)`` are listed in one go."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {'|'.join(ON_ERROR)}, got {on_error!r}")
+    if on_error == "raise" or not (hasattr(loader, "record_ids") and hasattr(loader, "record")):
+        return list(loader.records()), {}
+    recs, failed = [], {}
+    for rid in loader.record_ids():  # type: ignore[attr-defined]
+        try:
+            recs.append(loader.record(rid))  # type: ignore[attr-defined]
+        except DatasetFormatError as e:
+            failed[rid] = f"{type(e).__name__}: {e}"
+    return recs, failed
+
+
+def preprocess_split(loader: Loader, cfg: PreprocessConfig, cache_root: str | Path, records: list[Record], *,
+                     progress: bool = True, on_error: str = "raise", what: str = "split") -> tuple[list[CachedRecord], dict[str, str]]:
+    """Preprocess the records of one split → (cached records, failed id → error).
+
+    Raises :class:`NoRecordsError` when records were given but none is left, saying which were skipped
+    for having no face (``no_face=skip_record``) and which failed, instead of a bare "nothing to evaluate".
+    """
+    summary: dict[str, Any] = {}
+    out = list(preprocess(loader, cfg, cache_root, records=records, progress=progress, on_error=on_error, summary=summary))
+    failed = dict(summary.get("failed") or {})
+    if records and not out:
+        parts = []
+        if summary.get("skipped"):
+            sk = summary["skipped"]
+            parts.append(f"{len(sk)} skipped because no face was found (no_face=skip_record): {', '.join(sk[:10])}"
+                         + (" ..." if len(sk) > 10 else "") + "; no_face=full_frame would crop the whole frame instead")
+        if failed:
+            parts.append(f"{len(failed)} failed: " + "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5]))
+        raise NoRecordsError(f"{what} of {loader.key()}: none of its {len(records)} record(s) is usable — " + " | ".join(parts))
+    return out, failed
 
 
 def run_preprocess(
@@ -539,9 +744,24 @@ def run_preprocess(
     """
     from protocols.base import create_dataset
 
+    import signal
+    import threading
+
     loader = create_dataset(dataset_name, **dict(dataset_kwargs))
     summary: dict[str, Any] = {}
-    for _ in preprocess(loader, cfg, cache_root, progress=progress, workers=workers, on_error=on_error, summary=summary):
-        pass
+    # SIGTERM (e.g. a scheduler's cancel) → SystemExit, so the worker pool is stopped and temp folders
+    # are removed on the way out, as on Ctrl-C; SIGKILL cannot be caught — workers then die on their own.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_exit) if main else None
+    try:
+        for _ in preprocess(loader, cfg, cache_root, progress=progress, workers=workers, on_error=on_error, summary=summary):
+            pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     summary["dataset_name"] = dataset_name
     return summary
+
+
+def _sigterm_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

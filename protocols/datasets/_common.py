@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from protocols.base import DatasetFormatError, FrameSource, Loader, Record
+from protocols.base import MIN_RECORD_SECONDS, DatasetFormatError, FrameSource, Loader, Record, safe_record_id
 from protocols.protocol import natural_key
 
 #: Default for how much shorter (in seconds) a label may be than its video before loading fails.
@@ -47,6 +49,24 @@ def _check_indices(indices: Sequence[int] | np.ndarray | None, n_total: int, whe
     if len(idx) and (idx[0] < 0 or idx[-1] >= n_total or np.any(np.diff(idx) <= 0)):
         raise DatasetFormatError(where, f"frame indices must be strictly increasing within [0, {n_total})")
     return idx
+
+
+#: Frames probed at load time to tell a grayscale video from a colour one (see :func:`is_achromatic`).
+GRAY_PROBE_FRAMES = 16
+
+
+def is_achromatic(frame: np.ndarray) -> bool:
+    """Whether a (H, W, 3) frame has R = G = B everywhere, as a grayscale video decoded to RGB has.
+
+    >>> is_achromatic(np.full((2, 2, 3), 7, np.uint8)), is_achromatic(np.array([[[1, 2, 3]]], np.uint8))
+    (True, False)
+    """
+    return bool(np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2]))
+
+
+def _gray_error(path: str | Path, n: int) -> DatasetFormatError:
+    return DatasetFormatError(path, f"grayscale video (R = G = B in all of the first {n} frames): rPPG needs colour; "
+                                    "convert or drop this file")
 
 
 class VideoFileFrames(FrameSource):
@@ -86,9 +106,20 @@ class VideoFileFrames(FrameSource):
                 raise DatasetFormatError(p, "video has no decodable frames (zero-frame, truncated or corrupt file)")
             if frame.ndim != 3 or frame.shape[2] != 3:
                 raise DatasetFormatError(p, f"expected 3-channel colour frames, got shape {frame.shape}")
+            # OpenCV decodes grayscale streams to 3 equal channels: accept the file only when one of
+            # the first GRAY_PROBE_FRAMES frames has colour (a dark first frame alone proves nothing).
+            probed, gray = 1, is_achromatic(frame)
+            while gray and probed < GRAY_PROBE_FRAMES:
+                ok, nxt = cap.read()
+                if not ok or nxt is None:
+                    break
+                probed += 1
+                gray = is_achromatic(nxt)
+            if gray:
+                raise _gray_error(p, probed)
             n = announced
             if count_frames or announced <= 0:
-                n = 1
+                n = probed
                 while cap.grab():
                     n += 1
         finally:
@@ -155,6 +186,10 @@ class ImageFolderFrames(FrameSource):
         first = self._load(self.paths[0])
         self.height, self.width = int(first.shape[0]), int(first.shape[1])
         self.n_frames = len(self.paths)
+        if is_achromatic(first):  # imread(IMREAD_COLOR) turns a grayscale image into 3 equal channels
+            probe = self.paths[1:GRAY_PROBE_FRAMES]
+            if all(is_achromatic(self._load(q)) for q in probe):
+                raise _gray_error(Path(self.paths[0]).parent, 1 + len(probe))
 
     @staticmethod
     def _load(path: str) -> np.ndarray:
@@ -407,6 +442,8 @@ class FileLoader(Loader):
     """
 
     layout: str = "?"
+    #: Shortest record accepted (s); see :data:`protocols.base.MIN_RECORD_SECONDS`.
+    min_seconds: float = MIN_RECORD_SECONDS
 
     def __init__(self, root: str | Path | None, **options: Any):
         if root is None or str(root).strip() in ("", "None", "null", "???"):
@@ -423,7 +460,13 @@ class FileLoader(Loader):
         found = self._scan()
         if not found:
             raise DatasetFormatError(self.root, f"no recognisable {self.name} records; expected layout: {self.layout}")
-        self._index: dict[str, Any] = {k: found[k] for k in sorted(found, key=natural_key)}
+        safe: dict[str, Any] = {}
+        for k, v in found.items():  # ids come from file names: '..mp4' must not name the parent folder
+            sk = safe_record_id(k)
+            if sk in safe:
+                raise DatasetFormatError(self.root, f"records {k!r} and another file both map to the safe id {sk!r}")
+            safe[sk] = v
+        self._index: dict[str, Any] = {k: safe[k] for k in sorted(safe, key=natural_key)}
 
     # abstract
     def _scan(self) -> Mapping[str, Any]:  # pragma: no cover - abstract
@@ -443,11 +486,32 @@ class FileLoader(Loader):
     def record(self, rid: str) -> Record:
         if rid not in self._index:
             raise KeyError(f"{self.name}: no record {rid!r} under {self.root}")
-        return self._load(rid, self._index[rid])
+        return self._checked(self._load(rid, self._index[rid]), rid)
 
     def records(self) -> Iterator[Record]:
         for rid, info in self._index.items():
-            yield self._load(rid, info)
+            yield self._checked(self._load(rid, info), rid)
+
+    def source_files(self, rid: str) -> list[Path]:
+        """Files record ``rid`` is read from: every path in its :meth:`_scan` entry, folders expanded
+        to the (non-hidden) files below them. Loaders whose entry does not name every file they read
+        (a label next to the video) override this."""
+        if rid not in self._index:
+            raise KeyError(f"{self.name}: no record {rid!r} under {self.root}")
+        return sorted(set(_paths_in(self._index[rid])))
+
+    def _checked(self, rec: Record, rid: str) -> Record:
+        """Reject records too short to be used (one frame; less than :data:`MIN_RECORD_SECONDS`),
+        naming the file, before anything downstream fails without it."""
+        n = len(rec.frames)
+        need = max(2, math.ceil(self.min_seconds * rec.fps - 1e-9))
+        if n < need:
+            src = getattr(rec.frames, "path", None) or next(iter(self.source_files(rid)), self.root / rid)
+            what = "a single frame" if n == 1 else f"{n} frames ({n / rec.fps:.2f} s at {rec.fps:g} fps)"
+            after = " after aligning the label" if rec.meta.get("frames_trimmed", [0, 0]) != [0, 0] else ""
+            raise DatasetFormatError(src, f"record {rid!r} has {what}{after}; at least {need} frames "
+                                          f"({self.min_seconds:g} s) are needed to estimate a heart rate")
+        return rec
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, {len(self._index)} records)"
@@ -467,6 +531,22 @@ class FileLoader(Loader):
         if frames.container_fps <= 0:
             raise DatasetFormatError(frames.path, "frame rate missing or 0 in the video container; set the loader's fps option")
         return frames.container_fps
+
+
+def _paths_in(info: Any) -> Iterator[Path]:
+    if isinstance(info, Path):
+        if info.is_dir():
+            for dirpath, dirnames, filenames in os.walk(info):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                yield from (Path(dirpath) / f for f in filenames if not f.startswith("."))
+        else:
+            yield info
+    elif isinstance(info, Mapping):
+        for v in info.values():
+            yield from _paths_in(v)
+    elif isinstance(info, (list, tuple)):
+        for v in info:
+            yield from _paths_in(v)
 
 
 def sorted_naturally(paths: Sequence[Path]) -> list[Path]:

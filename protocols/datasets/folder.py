@@ -97,6 +97,10 @@ class Folder(FileLoader):
                     add(f"{d.name}__{v.stem}", d.name, v)
         return found
 
+    def source_files(self, rid: str) -> list[Path]:
+        _, video = self._index[rid]
+        return [video, video.with_suffix(".csv")]
+
     def _load(self, rid: str, info: Any) -> Record:
         subject, video_path = info
         label_path = video_path.with_suffix(".csv")

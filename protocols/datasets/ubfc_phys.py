@@ -86,6 +86,10 @@ class UBFCPhys(FileLoader):
                     found[f"{m.group(1)}_{m.group(2).upper()}"] = f
         return found
 
+    def source_files(self, rid: str) -> list[Path]:
+        video: Path = self._index[rid]
+        return [video, video.parent / f"bvp_{rid}.csv"]
+
     def _load(self, rid: str, info: Any) -> Record:
         video_path: Path = info
         subject, task = rid.split("_")

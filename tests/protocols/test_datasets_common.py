@@ -12,6 +12,8 @@ from protocols.base import DatasetFormatError, create_dataset
 from protocols.datasets import _common
 from protocols.datasets._common import ImageFolderFrames, VideoFileFrames, align_label, read_csv, resample_by_index
 
+pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
+
 
 def test_video_frames_roundtrip_subset_and_pickle(tmp_path):
     frames = frames_rgb(23, 16, 20)

@@ -9,6 +9,8 @@ import scipy.io
 
 from protocols.base import DatasetFormatError, create_dataset
 
+pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
+
 META = {"light": "LED-high", "motion": "Stationary (after exercise)", "exercise": "True", "skin_color": 4,
         "gender": "female", "glasser": "False", "hair_cover": "True", "makeup": "False"}
 

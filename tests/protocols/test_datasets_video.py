@@ -10,6 +10,8 @@ from dataset_fixtures import frames_rgb, sine, write_video
 from protocols.base import DatasetFormatError, create_dataset
 from protocols.datasets.ubfc_phys import toolbox_exclusion_ids
 
+pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
+
 FPS = 30.0
 
 

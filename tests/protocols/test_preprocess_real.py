@@ -131,7 +131,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_clean_result(tmp_path):
 
 def test_summary_policies_and_worker_errors(tmp_path):
     root = tmp_path / "data"
-    _folder_dataset(root, 3, n_frames=20, size=(48, 64))
+    _folder_dataset(root, 3, n_frames=60, size=(48, 64))
     (root / "r1.csv").unlink()  # one record without its label file
     kw = {"root": str(root), "ppg_fs": 60.0}
     with pytest.raises(DatasetFormatError, match=r"r1\.csv: label file missing"):  # re-raised from a worker process
