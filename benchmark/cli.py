@@ -20,14 +20,19 @@ from typing import Any
 CONF_MODULE = "benchmark.conf"
 
 
-def compose(overrides: Sequence[str]) -> Any:
-    """The resolved hydra config of ``rppg-bench run`` for these overrides (as a DictConfig)."""
+def compose(overrides: Sequence[str], *, method: bool = True) -> Any:
+    """The resolved hydra config of ``rppg-bench run`` for these overrides (as a DictConfig).
+
+    ``method=False`` (commands that use no model: preprocess, leaderboard) leaves the ``method``
+    group out unless an override names it, so no method module (nor torch) is imported.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
-    from benchmark.registry import discover
-
-    discover()
+    overrides = list(overrides)
+    if not method and not any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "method" for o in overrides):
+        overrides.append("~method")
+    _register_method_configs(overrides)
     fixed = []
     for o in overrides:
         key = o.split("=", 1)[0]
@@ -36,6 +41,28 @@ def compose(overrides: Sequence[str]) -> Any:
         fixed.append(o)
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(fixed))
+
+
+def _register_method_configs(overrides: Sequence[str]) -> None:
+    """Import what hydra needs to compose these overrides: the module of each method they select
+    (its ``Config`` becomes the ``method=<name>`` node), or every method when the value is neither a
+    registered method nor a variant YAML (so hydra's error lists all valid options)."""
+    from importlib.resources import files
+
+    from benchmark.registry import discover, get_method_class, method_index
+
+    values = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "method" and "=" in o]
+    if any(o.startswith("~method") for o in overrides) and not values:
+        return
+    index = method_index()
+    variants = files(CONF_MODULE) / "method"
+    for value in values or ["pos"]:  # the default of conf/config.yaml
+        for name in value.split(","):
+            if name in index:
+                get_method_class(name)
+            elif not (variants / f"{name}.yaml").is_file():
+                discover()
+                return
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -78,19 +105,32 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 
 def cmd_methods(argv: Sequence[str]) -> int:
-    from benchmark.registry import get_method_class, list_methods
+    from benchmark.registry import list_methods, method_index
 
+    index = method_index()  # read from the method files' source: no model (nor torch) is imported
     for name in list_methods(argv[0] if argv else "*"):
-        cls = get_method_class(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {cls.kind:13s} {doc[0] if doc else ''}")
+        e = index[name]
+        print(f"{name:16s} {e.kind:13s} {e.doc}")
     return 0
 
 
-def cmd_datasets(argv: Sequence[str]) -> int:
-    from protocols.base import list_datasets
+#: Packages whose modules declare dataset loaders (those that ``protocols.base`` imports).
+DATASET_PACKAGES = ("protocols.synthetic", "protocols.datasets")
 
-    for name in list_datasets():
+
+def cmd_datasets(argv: Sequence[str]) -> int:
+    from benchmark.registry import declared, package_files
+
+    # read from the loaders' source (their imports — scipy, h5py, the synthetic world — take seconds)
+    files = [f for pkg in DATASET_PACKAGES for f in package_files(pkg, private=True)]
+    registered, _, opaque = declared(files, "register_dataset")
+    if opaque:  # a registration the source does not tell: import the loaders
+        from protocols.base import list_datasets
+
+        names = list_datasets()
+    else:
+        names = sorted({name for name, _, _ in registered})
+    for name in names:
         print(name)
     return 0
 
@@ -99,7 +139,7 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
     from benchmark import tracking
     from benchmark.leaderboard import to_markdown, write_leaderboard
 
-    cfg = compose(list(argv))
+    cfg = compose(list(argv), method=False)
     tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
     table = write_leaderboard("results", cfg.tracking.experiment)
     print(to_markdown(table))
@@ -125,7 +165,7 @@ def cmd_preprocess(argv: Sequence[str]) -> int:
             workers = int(a.split("=", 1)[1])
         else:
             rest.append(a)
-    cfg = compose(rest)
+    cfg = compose(rest, method=False)
     if "dataset" not in cfg:
         print("usage: rppg-bench preprocess dataset=NAME dataset.root=PATH", file=sys.stderr)
         return 2
@@ -157,28 +197,31 @@ COMMANDS = {
 }
 
 
-def _extra_commands() -> None:
-    """Commands contributed by optional modules (label-quality lab)."""
-    import importlib.util
+#: Commands defined in other modules, imported only when one of them runs (the label-quality lab
+#: imports scipy, pandas and torch at module level): command → module whose ``COMMANDS`` has it.
+MODULE_COMMANDS = {"label-report": "benchmark.label_lab", "label-experiment": "benchmark.label_lab"}
 
-    if importlib.util.find_spec("benchmark.label_lab") is not None:
-        from benchmark import label_lab
 
-        COMMANDS.update(label_lab.COMMANDS)
+def _command(name: str) -> Any:
+    if name in COMMANDS:
+        return COMMANDS[name]
+    import importlib
+
+    return importlib.import_module(MODULE_COMMANDS[name]).COMMANDS[name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _extra_commands()
+    names = sorted({*COMMANDS, *MODULE_COMMANDS})
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(__doc__)
-        print("commands: " + ", ".join(sorted(COMMANDS)))
+        print("commands: " + ", ".join(names))
         return 0
     cmd, rest = argv[0], argv[1:]
-    if cmd not in COMMANDS:
-        print(f"unknown command {cmd!r}; valid: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
+    if cmd not in names:
+        print(f"unknown command {cmd!r}; valid: {', '.join(names)}", file=sys.stderr)
         return 2
-    return int(COMMANDS[cmd](rest) or 0)
+    return int(_command(cmd)(rest) or 0)
 
 
 if __name__ == "__main__":
