@@ -93,6 +93,78 @@ def _snapshot(cache: Path) -> dict[str, tuple[bytes, bytes, dict]]:
     return out
 
 
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_all_gone(pids: list[int], timeout: float) -> list[int]:
+    """Poll until every pid has exited (zombies count as exited); returns those still alive."""
+    from protocols.preprocess import _pid_alive
+
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _pid_alive(p)]
+    return alive
+
+
+def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool) -> tuple[list[int], list[int]]:
+    """Start ``run_preprocess(workers=2)`` in a child process, SIGKILL it once a record is finished —
+    the whole process group (``group``) or the parent alone — and return (its worker pids, the pids
+    still alive 5 s later)."""
+    script = textwrap.dedent(f"""
+        from protocols.preprocess import PreprocessConfig, run_preprocess
+        run_preprocess("folder", {kw!r}, PreprocessConfig(size=24, detection="every", detect_every=1, no_face="full_frame"),
+                       {str(cache)!r}, workers=2, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    try:
+        while not list(cache.glob("*/*/*/meta.json")):
+            assert proc.poll() is None, f"preprocessing ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() < deadline, "no record finished within 60 s"
+            time.sleep(0.02)
+        workers = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL) if group else os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        alive = _wait_all_gone(workers, 5.0)  # every worker, not only the parent
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # never leak a process from this test
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        proc.stderr.close()
+    finished = {p.parent.name for p in cache.glob("*/*/*/meta.json")}
+    assert 1 <= len(finished) < n_records, f"kill landed after the run ({len(finished)} records finished)"
+    return workers, alive
+
+
+def test_sigkill_of_the_parent_alone_kills_its_workers(tmp_path):
+    """``kill -9`` of ``rppg-bench preprocess workers=2`` (the parent only): every worker is gone within
+    5 s (before: they finished their record and hung on their pipe forever), and a re-run completes
+    with the same cache as a serial run."""
+    root = tmp_path / "data"
+    _folder_dataset(root, 6)
+    kw = {"root": str(root), "ppg_fs": 60.0}
+    cfg = PreprocessConfig(size=24, detection="every", detect_every=1, no_face="full_frame")
+    workers, alive = _start_and_kill(kw, tmp_path / "killed", 6, group=False)
+    assert len(workers) >= 2, f"expected 2 worker processes, found {workers}"
+    assert alive == [], f"worker processes {alive} outlived their killed parent"
+    run_preprocess("folder", kw, cfg, tmp_path / "clean", workers=0, progress=False)
+    summary = run_preprocess("folder", kw, cfg, tmp_path / "killed", workers=2, progress=False)
+    assert summary["counts"]["failed"] == 0 and summary["counts"]["done"] + summary["counts"]["cached"] == 6
+    assert not list((tmp_path / "killed").glob("*/*/.*.tmp-*"))
+    assert _snapshot(tmp_path / "killed") == _snapshot(tmp_path / "clean")
+
+
 def test_sigkill_mid_run_then_rerun_gives_the_clean_result(tmp_path):
     root = tmp_path / "data"
     _folder_dataset(root, 5)
@@ -104,24 +176,9 @@ def test_sigkill_mid_run_then_rerun_gives_the_clean_result(tmp_path):
     reference = _snapshot(tmp_path / "clean")
 
     killed_cache = tmp_path / "killed"
-    script = textwrap.dedent(f"""
-        from protocols.preprocess import PreprocessConfig, run_preprocess
-        run_preprocess("folder", {kw!r}, PreprocessConfig(size=24, detection="every", detect_every=1, no_face="full_frame"),
-                       {str(killed_cache)!r}, workers=2, progress=False)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    try:
-        while not list(killed_cache.glob("*/*/*/meta.json")):
-            assert proc.poll() is None, f"preprocessing ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "no record finished within 60 s"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker processes (its own session)
-        proc.wait()
-        proc.stderr.close()
+    _, alive = _start_and_kill(kw, killed_cache, 5, group=True)  # the run and its workers (its own session)
+    assert alive == []  # waited for every worker, not only the parent: the re-run sees no live writer
     finished = {p.parent.name for p in killed_cache.glob("*/*/*/meta.json")}
-    assert 1 <= len(finished) < 5, f"kill landed after the run ({len(finished)} records finished)"
 
     summary = run_preprocess("folder", kw, cfg, killed_cache, workers=2, progress=False)
     assert summary["counts"] == {"done": 5 - len(finished), "cached": len(finished), "skipped": 0, "failed": 0}
