@@ -5,6 +5,15 @@ Default tracking URI ``sqlite:///results/mlflow.db`` with artifacts under ``resu
 The resolved config is logged as flattened params plus ``config.yaml``; metrics use the stable
 names of DESIGN.md (``test/mae_bpm``, ``eff/params``, ...); the run carries the tags
 ``config_hash``, ``method``, ``protocol``, ``seed`` that the leaderboard and the skip logic read.
+
+One run per config: each run records the process that runs it (tags ``rppg.host``, ``rppg.pid``,
+``rppg.pid_started``) and a heartbeat (``rppg.heartbeat``, refreshed as metrics are logged). A run
+of a config that finds an earlier RUNNING run of the same config hash whose process is gone (killed,
+out of memory, node lost) continues *that* run — as the trainer continues its checkpoint — and
+marks older leftovers KILLED, so a killed run does not stay RUNNING forever nor finish as a second
+run. A process on this host is checked directly (pid and start time, so a reused pid does not
+count); one on another host cannot be, so its run counts as gone when its heartbeat is older than
+``RPPG_BENCH_STALE_HOURS`` (default 12).
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +32,11 @@ from typing import Any
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 DEFAULT_ARTIFACTS = "results/mlartifacts"
+#: A RUNNING run whose process is on another host counts as gone after this long without a heartbeat.
+STALE_HOURS = 12.0
+HEARTBEAT_S = 60.0  # the heartbeat tag is written at most this often
+
+_state: dict[str, Any] = {"uri": None, "experiment_id": None, "heartbeat": 0.0}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -75,6 +91,7 @@ def setup(uri: str | None = None, experiment: str = "rppg-bench", artifacts: str
         else:
             exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
+    _state.update(uri=uri, experiment_id=exp_id)
     return exp_id
 
 
@@ -111,11 +128,82 @@ def find_finished(exp_id: str, chash: str) -> Any | None:
     return runs[0] if runs else None
 
 
-@contextmanager
-def start_run(name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> Iterator[Any]:
+def _process_tags() -> dict[str, str]:
+    import psutil
+
+    me = psutil.Process()
+    return {"rppg.host": socket.gethostname(), "rppg.pid": str(me.pid), "rppg.pid_started": f"{me.create_time():.3f}",
+            "rppg.heartbeat": f"{time.time():.0f}"}
+
+
+def process_gone(tags: Mapping[str, str], start_time_ms: int | None = None, now: float | None = None) -> bool:
+    """Whether the process that ran a RUNNING run has ended (see the module docstring for the rule).
+
+    >>> process_gone({"rppg.host": socket.gethostname(), "rppg.pid": str(os.getpid()), "rppg.pid_started": "0"})
+    True
+    >>> process_gone({"rppg.host": "elsewhere", "rppg.heartbeat": str(time.time() - 60)})
+    False
+    """
+    import psutil
+
+    now = time.time() if now is None else now
+    pid = tags.get("rppg.pid", "")
+    if tags.get("rppg.host") == socket.gethostname() and pid.isdigit():
+        try:
+            started = psutil.Process(int(pid)).create_time()
+        except psutil.Error:  # no such process (or not ours to see: then it is not the one we started)
+            return True
+        return abs(started - float(tags.get("rppg.pid_started") or 0)) > 1.0  # pid reused by another process
+    beat = tags.get("rppg.heartbeat")
+    last = float(beat) if beat else (start_time_ms or 0) / 1000
+    stale_h = float(os.environ.get("RPPG_BENCH_STALE_HOURS", STALE_HOURS))
+    return now - last > stale_h * 3600
+
+
+def _claim_interrupted(chash: str) -> str | None:
+    """The newest RUNNING run of this config whose process is gone, now claimed by this process
+    (to be continued); older gone ones are marked KILLED. None if there is none."""
     import mlflow
 
-    with mlflow.start_run(run_name=name, tags=dict(tags)) as run:
+    exp_id = _state["experiment_id"]
+    if exp_id is None or not chash:
+        return None
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([exp_id], filter_string=f"tags.config_hash = '{chash}' and attributes.status = 'RUNNING'",
+                              order_by=["attributes.start_time DESC"])
+    gone = [r for r in runs if process_gone(r.data.tags, r.info.start_time)]
+    if len(gone) < len(runs):
+        print(f"[warn] config {chash} is being run by another live process too (MLflow run "
+              f"{next(r.info.run_id for r in runs if r not in gone)}); this one starts its own run")
+    if not gone:
+        return None
+    keep, older = gone[0], gone[1:]
+    for r in older:
+        client.set_tag(r.info.run_id, "rppg.superseded_by", keep.info.run_id)
+        client.set_terminated(r.info.run_id, "KILLED")
+    t = keep.data.tags
+    client.set_tag(keep.info.run_id, "rppg.restarts", str(int(t.get("rppg.restarts", "0")) + 1))
+    client.set_tag(keep.info.run_id, "rppg.interrupted_process", f"{t.get('rppg.host', '?')}:{t.get('rppg.pid', '?')}")
+    for k, v in _process_tags().items():  # claimed: a concurrent starter now sees a live process
+        client.set_tag(keep.info.run_id, k, v)
+    return keep.info.run_id
+
+
+@contextmanager
+def start_run(name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> Iterator[Any]:
+    """An MLflow run for this config: a new one, or the interrupted run of the same config hash
+    (``tags["config_hash"]``) continued — see the module docstring."""
+    import mlflow
+
+    with _store_lock(_state["uri"] or mlflow.get_tracking_uri()):
+        resume_id = _claim_interrupted(str(tags.get("config_hash", "")))
+        if resume_id is not None:
+            print(f"[resume] continuing MLflow run {resume_id}: its process is gone")
+            active = mlflow.start_run(run_id=resume_id, tags={**tags, **_process_tags()})
+        else:
+            active = mlflow.start_run(run_name=name, tags={**tags, **_process_tags()})
+    _state["heartbeat"] = time.time()
+    with active as run:
         items = list(flatten(params).items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 100]})
@@ -130,6 +218,9 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
     if clean:
         mlflow.log_metrics(clean, step=step)
+    if mlflow.active_run() is not None and time.time() - _state["heartbeat"] > HEARTBEAT_S:
+        _state["heartbeat"] = time.time()
+        mlflow.set_tag("rppg.heartbeat", f"{_state['heartbeat']:.0f}")
 
 
 def log_text(text: str, name: str) -> None:

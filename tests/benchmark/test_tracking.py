@@ -135,3 +135,50 @@ def test_two_runs_started_together_on_a_fresh_store_both_finish(tmp_path):
         assert out.count("METRICS") == 3
     for st in stores:
         assert sorted(r.info.status for r in _runs(st)) == ["FINISHED", "FINISHED"]
+
+
+def test_a_killed_run_is_continued_by_the_next_start_of_its_config(tmp_path):
+    """Before: the SIGKILLed run stayed RUNNING forever and the re-run finished as a second run.
+    After: the re-run continues the killed MLflow run (and the training checkpoint): one FINISHED run,
+    nothing RUNNING, and the same test metrics as a run that was never interrupted."""
+    tiny = {"name": "h3_tiny", "frames": None, "size": None, "checkpoint": None}
+    a, b = tmp_path / "killed", tmp_path / "clean"
+    a.mkdir(), b.mkdir()
+    killed = _child(a, {"cfgs": [_cfg(a, a / "store", tiny)], "kill_after_first_checkpoint": True})
+    clean = _child(b, {"cfgs": [_cfg(b, b / "store", tiny)]})
+    killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert [r.info.status for r in _runs(a / "store")] == ["RUNNING"]  # what a kill -9 leaves behind
+    killed_id = _runs(a / "store")[0].info.run_id
+
+    again = _child(a, {"cfgs": [_cfg(a, a / "store", tiny)]})
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+    runs = _runs(a / "store")
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(killed_id, "FINISHED")]
+    assert runs[0].data.tags["rppg.restarts"] == "1"
+    out_clean, err_clean = clean.communicate(timeout=300)
+    assert clean.returncode == 0, err_clean[-3000:]
+    resumed, uninterrupted = _metrics(out), _metrics(out_clean)
+    assert resumed == uninterrupted
+
+
+def test_the_process_rule_for_a_running_run():
+    """Same host: the pid must exist with the recorded start time. Other host: heartbeat age."""
+    import socket
+
+    import psutil
+
+    from benchmark.tracking import process_gone
+
+    me = psutil.Process()
+    here = {"rppg.host": socket.gethostname(), "rppg.pid": str(me.pid), "rppg.pid_started": f"{me.create_time():.3f}"}
+    assert not process_gone(here)
+    assert process_gone({**here, "rppg.pid_started": f"{me.create_time() - 100:.3f}"})  # pid reused
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    assert process_gone({**here, "rppg.pid": dead.stdout.strip()})
+    now = time.time()
+    there = {"rppg.host": "another-node", "rppg.pid": "1", "rppg.heartbeat": str(now - 3600)}
+    assert not process_gone(there, now=now)
+    assert process_gone(there, now=now + 12 * 3600)
+    assert process_gone({}, start_time_ms=int((now - 13 * 3600) * 1000), now=now)  # a run from before these tags
