@@ -1,9 +1,13 @@
-"""HR metrics with standard errors and seeded bootstrap confidence intervals.
+"""HR metrics of one run: window-level values and SEs, subject-level bootstrap CIs.
 
 Each metric is a small public function on paired arrays of HR estimates (bpm); :func:`hr_metrics`
 bundles them. Standard errors follow the usual definitions (the toolbox's RMSE "standard error" is
-non-standard; ours is the delta-method SE of √MSE). CIs are percentile bootstraps over windows with
-a seeded generator.
+non-standard; ours is the delta-method SE of √MSE) but treat windows as independent; the CIs come
+from :mod:`benchmark.stats` (subject bootstrap) — the one statistics module.
+
+Pearson r of HR is kept for comparison with published tables, but over a wide HR range (the synthetic
+world draws 45–150 bpm) any method that roughly tracks HR scores r ≈ 1, so r says little there; the
+leaderboard adds Lin's CCC and the within-subject repeated-measures correlation.
 
 >>> import numpy as np
 >>> mae(np.array([70.0, 80.0]), np.array([72.0, 79.0]))
@@ -20,6 +24,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 
 def _check(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,30 +79,6 @@ def standard_errors(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     return {"mae": se_abs, "rmse": se_rmse, "mape": se_mape, "pearson": se_r}
 
 
-def bootstrap_ci(
-    fn: Callable[[np.ndarray, np.ndarray], float],
-    pred: np.ndarray,
-    ref: np.ndarray,
-    *,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``fn(pred, ref)``, resampling pairs with a seeded generator."""
-    pred, ref = _check(pred, ref)
-    n = len(pred)
-    if n < 2:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    vals = np.array([fn(pred[i], ref[i]) for i in idx])
-    vals = vals[np.isfinite(vals)]
-    if len(vals) == 0:
-        return (float("nan"), float("nan"))
-    a = (1 - level) / 2
-    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
-
-
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "mae": mae,
     "rmse": rmse,
@@ -109,8 +90,21 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 METRIC_NAMES = {"mae": "mae_bpm", "rmse": "rmse_bpm", "mape": "mape", "pearson": "pearson"}
 
 
-def hr_metrics(pred: np.ndarray, ref: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
-    """All HR metrics: ``mae_bpm``, ``mae_bpm_se``, ``mae_bpm_ci_lo``, ``mae_bpm_ci_hi``, ... and ``n``."""
+def hr_metrics(pred: np.ndarray, ref: np.ndarray, *, subjects: np.ndarray | None = None, records: np.ndarray | None = None,
+               n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """All HR metrics: ``mae_bpm``, ``mae_bpm_se``, ``mae_bpm_ci_lo``, ``mae_bpm_ci_hi``, ... and ``n``.
+
+    ``*_se`` are window-level standard errors (they treat the windows of one subject as independent,
+    so they are too small; kept for comparison with published tables). The CIs are **subject-level**
+    bootstrap CIs from :mod:`benchmark.stats` (windows → record → subject), computed when ``subjects``
+    is given, ≥ 2 subjects are present and ``n_boot > 0``; NaN otherwise. ``n_subjects`` counts them.
+
+    >>> out = hr_metrics(np.array([70.0, 80, 90, 100]), np.array([72.0, 80, 85, 100]), subjects=np.array(["a", "a", "b", "b"]), n_boot=199)
+    >>> out["mae_bpm"], out["n_subjects"], out["mae_bpm_ci_lo"] <= out["mae_bpm"] <= out["mae_bpm_ci_hi"]
+    (1.75, 2.0, True)
+    """
+    from benchmark import stats
+
     pred, ref = _check(pred, ref)
     ses = standard_errors(pred, ref)
     out: dict[str, float] = {"n": float(len(pred))}
@@ -118,6 +112,17 @@ def hr_metrics(pred: np.ndarray, ref: np.ndarray, *, n_boot: int = 1000, seed: i
         name = METRIC_NAMES[key]
         out[name] = fn(pred, ref)
         out[f"{name}_se"] = ses[key]
-        lo, hi = bootstrap_ci(fn, pred, ref, n_boot=n_boot, seed=seed)
-        out[f"{name}_ci_lo"], out[f"{name}_ci_hi"] = lo, hi
+        if name in stats.METRICS:
+            out[f"{name}_ci_lo"], out[f"{name}_ci_hi"] = float("nan"), float("nan")
+    if subjects is not None:
+        subjects = np.asarray(subjects).astype(str)
+        if subjects.shape != pred.shape:
+            raise ValueError(f"subjects has shape {subjects.shape}, expected {pred.shape}")
+        recs = np.asarray(records).astype(str) if records is not None else subjects
+        table = stats.subject_table(pd.DataFrame({"subject": subjects, "record": recs, "hr_pred": pred, "hr_ref": ref}))
+        out["n_subjects"] = float(len(table))
+        if len(table) >= 2 and n_boot > 0:
+            for metric, (col, _) in stats.METRICS.items():
+                _, lo, hi = stats.metric_ci(table[col].to_numpy(), metric, n_boot=n_boot, seed=seed)
+                out[f"{metric}_ci_lo"], out[f"{metric}_ci_hi"] = lo, hi
     return out
