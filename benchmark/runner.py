@@ -23,7 +23,7 @@ from benchmark.labels import build_label_pipeline
 from benchmark.method import NeuralMethod, UnsupervisedMethod
 from benchmark.registry import create_method
 from protocols.base import Record
-from protocols.preprocess import CachedRecord, PreprocessConfig, preprocess
+from protocols.preprocess import ON_ERROR, CachedRecord, PreprocessConfig, RecordsFailedError, list_records, preprocess_split
 from protocols.protocol import SPLITS, Protocol
 
 #: Bumped when a change in the code changes results, so old runs are not reused.
@@ -83,11 +83,14 @@ def apply_quick_shapes(method: Any, cfg: Mapping[str, Any]) -> Any:
 class SplitLoader:
     """Lists each dataset alias's records once and preprocesses only what a split needs."""
 
-    def __init__(self, protocol: Protocol, pcfg: PreprocessConfig, cache_dir: str | Path, progress: bool = True):
+    def __init__(self, protocol: Protocol, pcfg: PreprocessConfig, cache_dir: str | Path, progress: bool = True,
+                 on_error: str = "raise"):
         self.protocol = protocol
         self.pcfg = pcfg
         self.cache_dir = Path(cache_dir)
         self.progress = progress
+        self.on_error = on_error
+        self.failed: dict[str, str] = {}  # "alias/record id" → error, with on_error=skip
         self._loaders: dict[str, Any] = {}
         self._records: dict[str, list[Record]] = {}
 
@@ -95,8 +98,25 @@ class SplitLoader:
         if alias not in self._loaders:
             loader = self.protocol.loader(alias)
             self._loaders[alias] = loader
-            self._records[alias] = list(loader.records())
+            self._records[alias], failed = list_records(loader, self.on_error)
+            self.failed.update({f"{alias}/{k}": v for k, v in failed.items()})
         return self._loaders[alias], self._records[alias]
+
+    def data_fingerprints(self) -> dict[str, str]:
+        """Alias → content fingerprint of the files of the records the splits use (file datasets only;
+        generated data is identified by its loader key, already in the protocol config)."""
+        from protocols.fingerprint import data_fingerprint
+
+        ids: dict[str, set[str]] = {}
+        for split in self.protocol.splits:
+            for alias, rec in self.records(split):
+                ids.setdefault(alias, set()).add(rec.id)
+        out = {}
+        for alias, rids in sorted(ids.items()):
+            fp = data_fingerprint(self._loaders[alias], sorted(rids), self.cache_dir)
+            if fp is not None:
+                out[alias] = fp
+        return out
 
     def records(self, split: str) -> list[tuple[str, Record]]:
         out = []
@@ -112,7 +132,10 @@ class SplitLoader:
             by_alias.setdefault(alias, []).append(rec)
         for alias, recs in by_alias.items():
             loader, _ = self._alias(alias)
-            out.extend(preprocess(loader, self.pcfg, self.cache_dir, records=recs, progress=self.progress))
+            got, failed = preprocess_split(loader, self.pcfg, self.cache_dir, recs, progress=self.progress,
+                                           on_error=self.on_error, what=f"{split} split")
+            self.failed.update({f"{alias}/{k}": v for k, v in failed.items()})
+            out.extend(got)
         return out
 
 
@@ -212,12 +235,20 @@ def run(cfg: Any) -> dict[str, float]:
 
     _import_loaders()
     data_versions = {alias: getattr(_DATASETS.get(spec.get("name")), "version", None) for alias, spec in protocol.datasets.items()}
+    on_error = str(plain.get("on_error", "raise"))
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {'|'.join(ON_ERROR)}, got {on_error!r}")
+    loader = SplitLoader(protocol, pcfg, plain.get("cache_dir", "cache"), progress=progress, on_error=on_error)
+    split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     identity = {
         "method": {**dict(plain["method"]), **(dataclasses.asdict(method.cfg))},
         "protocol": plain["protocol"], "data_versions": data_versions, "preprocess": dataclasses.asdict(pcfg), "eval": dataclasses.asdict(ecfg),
         "trainer": tcfg if neural else None, "labels": label_specs if neural else None, "seed": seed,
         "version": RESULTS_VERSION,
     }
+    data_fp = loader.data_fingerprints()  # edited recordings/labels → another hash → the run is not skipped
+    if data_fp:  # absent for generated data, whose identity is its config (hashes of those runs unchanged)
+        identity["data_fingerprint"] = data_fp
     chash = tracking.config_hash(identity)
     tr = dict(plain.get("tracking") or {})
     exp_id = tracking.setup(tr.get("uri"), tr.get("experiment", "rppg-bench"), tr.get("artifacts"))
@@ -227,8 +258,6 @@ def run(cfg: Any) -> dict[str, float]:
             print(f"[skip] {method.name} on {protocol.name} seed {seed}: finished run {done.info.run_id} has config {chash}")
             return {k: v for k, v in done.data.metrics.items() if k.startswith("test/")}
 
-    loader = SplitLoader(protocol, pcfg, plain.get("cache_dir", "cache"), progress=progress)
-    split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     protocol.check_disjoint(split_ids)
     train_hrs = [record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
     method_label = str((plain["method"] or {}).get("variant") or method.name)
@@ -290,6 +319,11 @@ def run(cfg: Any) -> dict[str, float]:
             plt.close(fig)
         except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the run's metrics
             print(f"[warn] could not draw the HR figure: {exc}")
+        if loader.failed:  # on_error=skip: the good records' metrics are logged, the run ends FAILED
+            tracking.log_text(json.dumps(loader.failed, indent=1), "failed_records.json")
+            print(f"[partial] {run_name}: MAE {metrics['mae_bpm']:.2f} bpm over {int(metrics['n'])} windows of the "
+                  f"records that loaded; {len(loader.failed)} failed (failed_records.json)")
+            raise RecordsFailedError(loader.failed, run_name)
     print(f"[done] {run_name}: MAE {metrics['mae_bpm']:.2f} bpm (±{metrics['mae_bpm_se']:.2f} SE), RMSE {metrics['rmse_bpm']:.2f}, "
           f"r {metrics['pearson']:.3f}, {int(metrics['n'])} windows")
     return out
