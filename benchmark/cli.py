@@ -5,7 +5,10 @@
     rppg-bench bench [overrides]          # every registered method on synthetic_cross, then the leaderboard
     rppg-bench methods [PATTERN]          # registered methods
     rppg-bench datasets                   # registered dataset loaders
-    rppg-bench leaderboard                # MLflow runs → results/leaderboard.{md,csv,tex}
+    rppg-bench bench seeds=0,1,2          # ... with three seeds per method
+    rppg-bench leaderboard [publish=true] # MLflow runs → results/leaderboard.local.* (publish: the committed results/leaderboard.*)
+    rppg-bench report [protocol=NAME]     # results/report.md + LaTeX: leaderboard, CD diagram, pair tests, Bland–Altman, efficiency
+    rppg-bench stats-selftest [n_sims=1000]   # calibration of the CIs and paired tests by simulation
     rppg-bench efficiency [device=cpu|cuda] [methods=a,b]   # params, MACs, throughput, memory
     rppg-bench preprocess dataset=NAME dataset.root=PATH [preprocess.size=72] [workers=4]
     rppg-bench perf preprocess VIDEO      # our preprocessing fps vs decode-only fps
@@ -92,15 +95,20 @@ def cmd_bench(argv: Sequence[str]) -> int:
     from benchmark.runner import run
 
     only = [a.split("=", 1)[1] for a in argv if a.startswith("methods=")]
-    argv = [a for a in argv if not a.startswith("methods=")]
+    seeds = [a.split("=", 1)[1] for a in argv if a.startswith("seeds=")]
+    argv = [a for a in argv if not a.startswith(("methods=", "seeds="))]
     names = only[0].split(",") if only else list_methods()
+    seed_list = [int(s) for s in seeds[0].split(",")] if seeds else [None]  # None: the config's seed (default 0)
     t0 = time.time()
     timings = []
     for name in names:
         t = time.time()
-        run(compose([f"method={name}", *argv]))
+        for seed in seed_list:
+            run(compose([f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else [])]))
         timings.append((name, time.time() - t))
     print("\nper-method wall time: " + ", ".join(f"{n} {s:.0f}s" for n, s in timings) + f"; total {time.time() - t0:.0f}s")
+    print(f"seeds: {', '.join(map(str, seed_list)) if seeds else 'one (the config seed)'}"
+          + ("" if seeds else "; the committed reference uses seeds=0,1,2"))
     return cmd_leaderboard([a for a in argv if a.startswith("tracking.")])
 
 
@@ -136,15 +144,9 @@ def cmd_datasets(argv: Sequence[str]) -> int:
 
 
 def cmd_leaderboard(argv: Sequence[str]) -> int:
-    from benchmark import tracking
-    from benchmark.leaderboard import to_markdown, write_leaderboard
+    from benchmark.leaderboard import cmd_leaderboard as leaderboard_main
 
-    cfg = compose(list(argv), method=False)
-    tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
-    table = write_leaderboard("results", cfg.tracking.experiment)
-    print(to_markdown(table))
-    print("written: results/leaderboard.md, results/leaderboard.csv, results/leaderboard.tex")
-    return 0
+    return leaderboard_main(argv)
 
 
 def cmd_efficiency(argv: Sequence[str]) -> int:
@@ -199,7 +201,8 @@ COMMANDS = {
 
 #: Commands defined in other modules, imported only when one of them runs (the label-quality lab
 #: imports scipy, pandas and torch at module level): command → module whose ``COMMANDS`` has it.
-MODULE_COMMANDS = {"label-report": "benchmark.label_lab", "label-experiment": "benchmark.label_lab"}
+MODULE_COMMANDS = {"label-report": "benchmark.label_lab", "label-experiment": "benchmark.label_lab",
+                   "report": "benchmark.report", "stats-selftest": "benchmark.stats"}
 
 
 def _command(name: str) -> Any:

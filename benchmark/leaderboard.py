@@ -368,7 +368,7 @@ def to_markdown(lb: Leaderboard | pd.DataFrame, eff: pd.DataFrame | None = None,
                              f"p = {r['p_iman_davenport']:.3g}. Nemenyi critical difference CD = {r['cd']:.2f} mean ranks (α = {r['alpha']}).")
             lines.append("")
         suffix = "" if labels == "clean" else f"_{labels}"
-        if (protocol, labels) in lb.friedman or (len(t) and t["source"].eq("kept").all() and not t["note"].astype(str).str.len().gt(0).any()):
+        if (protocol, labels) in lb.friedman or (len(t) and not t["note"].fillna("").astype(str).str.len().gt(0).any()):
             lines += [f"![critical-difference diagram]({figures}/cd_{protocol}{suffix}.png)", ""]
         pr = lb.pairs[(lb.pairs["protocol"] == protocol) & (lb.pairs["labels"] == labels)] if len(lb.pairs) else lb.pairs
         if len(pr):
@@ -545,3 +545,40 @@ def write_leaderboard(out_dir: str | Path = "results", exp_name: str = "rppg-ben
     if log_mlflow and len(runs):
         _log_mlflow(lb, [*files.values(), md, tex, *figs], exp_name)
     return lb
+
+
+def cmd_leaderboard(argv: Sequence[str]) -> int:
+    """``rppg-bench leaderboard [publish=true] [n_boot=2000] [tracking.*=...]``: MLflow runs → the user's
+    ``results/leaderboard.local.*``; ``publish=true`` regenerates the committed ``results/leaderboard.*``
+    (merged with their rows this store did not produce)."""
+    from benchmark import tracking
+    from benchmark.cli import compose
+
+    publish, n_boot, rest = False, 2000, []
+    for a in argv:
+        k, _, v = a.partition("=")
+        if k == "publish":
+            if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                print(f"error: publish={v!r}: expected true or false")
+                return 2
+            publish = v.lower() in ("true", "1", "yes")
+        elif k == "n_boot":
+            n_boot = int(v)
+        else:
+            rest.append(a)
+    try:
+        cfg = compose(rest, method=False)
+    except TypeError:  # compose without the method switch
+        cfg = compose(rest)
+    tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
+    lb = write_leaderboard("results", cfg.tracking.experiment, publish=publish, n_boot=n_boot)
+    print(to_markdown(lb, figures="figures" if publish else "figures/local"))
+    for n in lb.notes:
+        print(f"note: {n}")
+    names = ", ".join(output_name(b, e, publish) for b, e in (("leaderboard", "md"), ("leaderboard", "csv"), ("leaderboard", "tex"),
+                                                              ("leaderboard_tests", "csv"), ("leaderboard_pairs", "csv"),
+                                                              ("leaderboard_bland_altman", "csv")))
+    print(f"written: results/{{{names}}} and figures under results/{'figures' if publish else 'figures/local'}/")
+    if not publish:
+        print("(the committed reference results/leaderboard.* is unchanged; `rppg-bench leaderboard publish=true` regenerates it)")
+    return 0

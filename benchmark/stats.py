@@ -729,8 +729,10 @@ def cmd_stats_selftest(argv: Sequence[str]) -> int:
     return 0 if (ok_cov and ok_t1 and ok_pow) else 1
 
 
+COMMANDS = {"stats-selftest": cmd_stats_selftest}
+
 __all__ = [
-    "StatsError", "SubjectMismatchError", "ERROR_COLUMNS", "METRICS", "subject_table", "error_matrix", "check_same_subjects",
+    "COMMANDS", "StatsError", "SubjectMismatchError", "ERROR_COLUMNS", "METRICS", "subject_table", "error_matrix", "check_same_subjects",
     "bootstrap_ci", "metric_ci", "paired_difference", "holm", "compare_pairs", "nemenyi_cd", "FriedmanResult", "rank_groups",
     "friedman_nemenyi", "cd_diagram", "bland_altman", "ccc", "spearman", "rm_corr", "simulate_arms", "calibrate",
     "cmd_stats_selftest", "expanded_level",
