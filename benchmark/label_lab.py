@@ -1382,24 +1382,24 @@ def load_errors(runs: pd.DataFrame, cache_dir: Path | None = None) -> pd.DataFra
 # label-experiment: statistics
 # =============================================================================================
 def mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap CI of the mean (``scipy.stats.bootstrap``); nan CI for n < 2.
+    """(mean, lo, hi): bootstrap CI of the mean from :func:`benchmark.stats.bootstrap_ci`; nan CI for n < 2.
 
     >>> m, lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0])
     >>> m, lo <= m <= hi
     (2.5, True)
     """
-    from scipy import stats
+    from benchmark import stats as S
 
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan")
     m = float(v.mean())
-    if len(v) < 2 or np.all(v == v[0]):
-        return m, (m if len(v) >= 2 else float("nan")), (m if len(v) >= 2 else float("nan"))
-    res = stats.bootstrap((v,), np.mean, confidence_level=level, n_resamples=n_boot, method="percentile",
-                          random_state=np.random.default_rng(seed))
-    return m, float(res.confidence_interval.low), float(res.confidence_interval.high)
+    try:
+        _, lo, hi = S.bootstrap_ci(v, level=level, n_boot=n_boot, seed=seed)
+    except S.StatsError:  # fewer than 2 units
+        return m, float("nan"), float("nan")
+    return m, lo, hi
 
 
 def summarize_cells(errors: pd.DataFrame) -> pd.DataFrame:
@@ -1413,25 +1413,23 @@ def summarize_cells(errors: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_test(a: pd.DataFrame, b: pd.DataFrame, keys: Sequence[str] = ("seed", "dataset", "record")) -> dict[str, float]:
-    """Paired comparison of per-record errors ``a`` vs ``b`` (a − b; negative = a better).
-
-    Wilcoxon signed-rank (``scipy.stats.wilcoxon``, two-sided, zero differences dropped as in
-    Wilcoxon's original test) over the units present in both; mean difference with a bootstrap 95 %
-    CI; median difference."""
-    from scipy import stats
+    """Paired comparison of per-record errors ``a`` vs ``b`` (a − b; negative = a better) over the units
+    present in both, by :func:`benchmark.stats.paired_difference`: Wilcoxon signed-rank (two-sided,
+    zero differences dropped), mean difference with its bootstrap 95 % CI, median difference."""
+    from benchmark import stats as S
 
     m = a.merge(b, on=list(keys), suffixes=("_a", "_b"))
-    d = (m["abs_err_a"] - m["abs_err_b"]).to_numpy(np.float64)
-    out = {"n": float(len(d)), "mean_a": float(m["abs_err_a"].mean()) if len(d) else float("nan"),
-           "mean_b": float(m["abs_err_b"].mean()) if len(d) else float("nan")}
-    mean, lo, hi = mean_ci(d)
-    out.update(mean_diff=mean, ci_lo=lo, ci_hi=hi, median_diff=float(np.median(d)) if len(d) else float("nan"))
-    nz = d[d != 0]
-    if len(nz) == 0:
-        out.update(statistic=float("nan"), p=1.0 if len(d) else float("nan"))
-    else:
-        res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-        out.update(statistic=float(res.statistic), p=float(res.pvalue))
+    ea, eb = m["abs_err_a"].to_numpy(np.float64), m["abs_err_b"].to_numpy(np.float64)
+    d = ea - eb
+    out = {"n": float(len(d)), "mean_a": float(ea.mean()) if len(d) else float("nan"),
+           "mean_b": float(eb.mean()) if len(d) else float("nan"), "mean_diff": float(d.mean()) if len(d) else float("nan"),
+           "ci_lo": float("nan"), "ci_hi": float("nan"), "median_diff": float(np.median(d)) if len(d) else float("nan"),
+           "statistic": float("nan"), "p": float("nan")}
+    try:
+        r = S.paired_difference(ea, eb)
+    except S.StatsError:  # fewer than 2 paired units
+        return out
+    out.update({k: r[k] for k in ("mean_diff", "ci_lo", "ci_hi", "median_diff", "statistic", "p")})
     return out
 
 
@@ -1600,7 +1598,7 @@ def write_experiment_md(path: Path, r: Mapping[str, Any], runs: pd.DataFrame, su
          "Training labels = `label_noise(severity)` → the mode's transforms → the method's own label type; "
          "validation labels likewise; the test split is scored against the untouched PPG. The unit of every "
          "statistic is one test record in one seed (its absolute HR error averaged over its 10-s windows); "
-         "CIs are percentile bootstraps of the mean over those units; paired tests are Wilcoxon signed-rank over "
+         "CIs are expanded-percentile bootstraps of the mean over those units (`benchmark/stats.py`); paired tests are Wilcoxon signed-rank over "
          "(record, seed) pairs present in both arms, with Benjamini–Hochberg q over all tests in the table.", "",
          "## Headline", "", *headline(summary, tests), ""]
     for fig in [f for f in (figure, *extra_figures) if f is not None]:
