@@ -94,26 +94,33 @@ class SplitLoader:
         self._loaders: dict[str, Any] = {}
         self._records: dict[str, list[Record]] = {}
 
-    def _alias(self, alias: str) -> tuple[Any, list[Record]]:
+    def _loader(self, alias: str) -> Any:
         if alias not in self._loaders:
-            loader = self.protocol.loader(alias)
-            self._loaders[alias] = loader
+            self._loaders[alias] = self.protocol.loader(alias)
+        return self._loaders[alias]
+
+    def _alias(self, alias: str) -> tuple[Any, list[Record]]:
+        loader = self._loader(alias)
+        if alias not in self._records:
             self._records[alias], failed = list_records(loader, self.on_error)
             self.failed.update({f"{alias}/{k}": v for k, v in failed.items()})
-        return self._loaders[alias], self._records[alias]
+        return loader, self._records[alias]
 
     def data_fingerprints(self) -> dict[str, str]:
-        """Alias → content fingerprint of the files of the records the splits use (file datasets only;
-        generated data is identified by its loader key, already in the protocol config)."""
+        """Alias → content fingerprint of the files of the records the splits use. Only datasets read
+        from files are listed (generated data is identified by its config, already in the identity),
+        so a finished synthetic run is still skipped without generating its records."""
         from protocols.fingerprint import data_fingerprint
 
-        ids: dict[str, set[str]] = {}
-        for split in self.protocol.splits:
-            for alias, rec in self.records(split):
-                ids.setdefault(alias, set()).add(rec.id)
         out = {}
-        for alias, rids in sorted(ids.items()):
-            fp = data_fingerprint(self._loaders[alias], sorted(rids), self.cache_dir)
+        for alias in sorted({p.dataset for parts in self.protocol.splits.values() for p in parts}):
+            loader = self._loader(alias)
+            if not getattr(loader, "reads_files", False):
+                continue
+            _, recs = self._alias(alias)
+            ids = {r.id for parts in self.protocol.splits.values() for p in parts if p.dataset == alias
+                   for r in self.protocol.select(alias, recs, p)}
+            fp = data_fingerprint(loader, sorted(ids), self.cache_dir)
             if fp is not None:
                 out[alias] = fp
         return out
@@ -239,7 +246,6 @@ def run(cfg: Any) -> dict[str, float]:
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {'|'.join(ON_ERROR)}, got {on_error!r}")
     loader = SplitLoader(protocol, pcfg, plain.get("cache_dir", "cache"), progress=progress, on_error=on_error)
-    split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     identity = {
         "method": {**dict(plain["method"]), **(dataclasses.asdict(method.cfg))},
         "protocol": plain["protocol"], "data_versions": data_versions, "preprocess": dataclasses.asdict(pcfg), "eval": dataclasses.asdict(ecfg),
@@ -258,6 +264,7 @@ def run(cfg: Any) -> dict[str, float]:
             print(f"[skip] {method.name} on {protocol.name} seed {seed}: finished run {done.info.run_id} has config {chash}")
             return {k: v for k, v in done.data.metrics.items() if k.startswith("test/")}
 
+    split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     protocol.check_disjoint(split_ids)
     train_hrs = [record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
     method_label = str((plain["method"] or {}).get("variant") or method.name)

@@ -159,6 +159,9 @@ class Loader:
     #: Version of what the loader produces from the same arguments (a generator's rendering, a
     #: parser's output); part of a run's identity, so a change re-runs finished benchmark configs.
     version: int = 1
+    #: Whether records are read from files (then :meth:`source_files` names them and their content
+    #: fingerprint enters the cache and run identity); False for generated data.
+    reads_files: bool = False
 
     def records(self) -> Iterator[Record]:  # pragma: no cover - abstract
         raise NotImplementedError

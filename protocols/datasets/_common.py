@@ -442,6 +442,7 @@ class FileLoader(Loader):
     """
 
     layout: str = "?"
+    reads_files = True
     #: Shortest record accepted (s); see :data:`protocols.base.MIN_RECORD_SECONDS`.
     min_seconds: float = MIN_RECORD_SECONDS
 

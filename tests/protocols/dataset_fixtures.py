@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 LOSSLESS = "FFV1"
 
@@ -48,3 +49,13 @@ def write_images(folder: str | Path, frames: np.ndarray, names: list[str]) -> li
 
 def sine(t: np.ndarray, hz: float = 1.0, phase: float = 0.3) -> np.ndarray:
     return np.sin(2 * np.pi * hz * np.asarray(t, dtype=np.float64) + phase)
+
+
+@pytest.fixture
+def tiny_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accept records of a few frames: the layout tests parse tiny files. The 2-s minimum itself (and
+    the 1-frame rejection, which stays on) is tested in ``test_data_integrity.py``. Use it with
+    ``from dataset_fixtures import tiny_records`` and ``pytestmark = pytest.mark.usefixtures("tiny_records")``."""
+    from protocols.datasets._common import FileLoader
+
+    monkeypatch.setattr(FileLoader, "min_seconds", 0.0)

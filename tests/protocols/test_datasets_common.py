@@ -12,6 +12,8 @@ from protocols.base import DatasetFormatError, create_dataset
 from protocols.datasets import _common
 from protocols.datasets._common import ImageFolderFrames, VideoFileFrames, align_label, read_csv, resample_by_index
 
+from dataset_fixtures import tiny_records  # noqa: E402,F401 - fixture used through pytestmark
+
 pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
 
 

@@ -11,6 +11,8 @@ from dataset_fixtures import frames_rgb, sine, write_images
 from protocols.base import DatasetFormatError, create_dataset
 from protocols.datasets._common import resample_by_index
 
+from dataset_fixtures import tiny_records  # noqa: E402,F401 - fixture used through pytestmark
+
 pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
 
 T0_NS = 1_392_643_993_642_815_000  # a PURE-like Unix time in ns

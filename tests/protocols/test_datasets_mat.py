@@ -9,6 +9,8 @@ import scipy.io
 
 from protocols.base import DatasetFormatError, create_dataset
 
+from dataset_fixtures import tiny_records  # noqa: E402,F401 - fixture used through pytestmark
+
 pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
 
 META = {"light": "LED-high", "motion": "Stationary (after exercise)", "exercise": "True", "skin_color": 4,

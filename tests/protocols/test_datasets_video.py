@@ -10,6 +10,8 @@ from dataset_fixtures import frames_rgb, sine, write_video
 from protocols.base import DatasetFormatError, create_dataset
 from protocols.datasets.ubfc_phys import toolbox_exclusion_ids
 
+from dataset_fixtures import tiny_records  # noqa: E402,F401 - fixture used through pytestmark
+
 pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
 
 FPS = 30.0

@@ -17,6 +17,8 @@ from omegaconf import OmegaConf
 from protocols import make_protocol_configs as gen
 from protocols.protocol import Protocol
 
+from dataset_fixtures import tiny_records  # noqa: E402,F401 - fixture used through pytestmark
+
 pytestmark = pytest.mark.usefixtures("tiny_records")  # layouts are parsed on a few frames
 
 CONF = Path(gen.__file__).resolve().parents[1] / "benchmark" / "conf" / "protocol"
