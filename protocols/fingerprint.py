@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,8 @@ from protocols.base import DatasetFormatError, Loader
 MANIFEST = ".fingerprints.json"
 #: Entries hashed less than this long after the file's last change are re-hashed next time.
 RACY_S = 2.0
+#: Hashing more than this many bytes at once prints a notice (the first use of a large dataset).
+NOTICE_BYTES = 1 << 30
 _VERSION = 1
 
 
@@ -87,20 +90,19 @@ class Manifest:
             except (OSError, ValueError):  # a damaged manifest only costs re-hashing
                 self.entries = {}
 
-    def _rel(self, p: Path) -> str:
-        try:
-            return p.relative_to(self.root).as_posix()
-        except ValueError:
-            return p.resolve().as_posix()
+    def _rel(self, p: str) -> str:
+        prefix = str(self.root).rstrip(os.sep) + os.sep
+        rel = p[len(prefix):] if p.startswith(prefix) else os.path.abspath(p)
+        return rel.replace(os.sep, "/")
 
     def digests(self, paths: Iterable[str | Path]) -> dict[str, str]:
         """Relative path → content hash for each file (hashing only the files whose stat key changed)."""
         out: dict[str, str] = {}
         todo: list[tuple[str, Path, list[int]]] = []
-        for p in map(Path, paths):
+        for p in map(os.fspath, paths):  # plain strings: pathlib costs more than the stat itself here
             rel = self._rel(p)
             try:
-                key = _stat_key(p.stat())
+                key = _stat_key(os.stat(p))
             except FileNotFoundError:  # the loader reports it with what the file is for
                 out[rel] = "missing"
                 continue
@@ -110,6 +112,10 @@ class Manifest:
             else:
                 todo.append((rel, p, key))
         if todo:
+            total = sum(k[0] for _, _, k in todo)
+            if total > NOTICE_BYTES:
+                print(f"[fingerprint] hashing {len(todo)} new or changed file(s), {total / 1e9:.1f} GB, under {self.root} "
+                      "(once; later runs only stat them)", file=sys.stderr)
             now_ns = time.time_ns()
             # hashlib releases the GIL on large buffers: threads hash several files at once
             with ThreadPoolExecutor(max_workers=min(4, len(todo), os.cpu_count() or 1)) as ex:
@@ -124,8 +130,16 @@ class Manifest:
         """Merge this process's new entries into the manifest file (locked, atomic replace)."""
         if self.path is None or not self._new:
             return
+        try:
+            self._merge_and_write()
+        except OSError as e:  # a read-only shared cache: the hashes are simply recomputed next time
+            print(f"[fingerprint] could not update {self.path}: {e}", file=sys.stderr)
+        self._new.clear()
+
+    def _merge_and_write(self) -> None:
         from filelock import FileLock
 
+        assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             merged: dict[str, Any] = {}
@@ -138,9 +152,12 @@ class Manifest:
                     merged = {}
             merged.update(self._new)
             tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps({"version": _VERSION, "files": merged}, separators=(",", ":")))
-            os.replace(tmp, self.path)
-        self._new.clear()
+            try:
+                tmp.write_text(json.dumps({"version": _VERSION, "files": merged}, separators=(",", ":")))
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
 
 class RecordFingerprints:
