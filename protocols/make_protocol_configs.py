@@ -1,4 +1,4 @@
-"""Generate the published-protocol configs in ``benchmark/conf/protocol/`` for the real datasets.
+"""Generate the published-protocol configs in ``benchmark/conf/protocol/`` for the real datasets and the synthetic tiers.
 
     python -m protocols.make_protocol_configs            # (re)write the files
     python -m protocols.make_protocol_configs --check    # exit 1 if a file is missing or differs
@@ -14,6 +14,10 @@ What is generated (facts: ``shared/reference/datasets-and-evaluation.md`` §C):
 * ``intra_<dataset>.yaml`` — the intra-dataset splits of RhythmFormer / RhythmMamba / LQ-rPPG (§C.3),
   with the validation split carved from the training part, never from the test split (those
   repositories validate on the test split, §C.6).
+
+* ``synthetic_cross_<tier>`` / ``synthetic_intra_<tier>`` — the v3 synthetic world
+  (``protocols/synthetic``): train on the domain-randomised ``train_mix`` and test on a dataset-like
+  tier, or split one tier by subject (sizes in ``SYNTH_TEST`` / ``SYNTH_INTRA`` / ``SYNTH_MIX``).
 
 Unit and order. Splits are subject-wise everywhere (SCAMPS: per file, its subjects are synthetic).
 Subjects are sorted naturally (s2 < s10), except UBFC-rPPG, which is sorted **lexicographically**
@@ -178,8 +182,58 @@ def intra_configs() -> dict[str, str]:
     }
 
 
+#: Synthetic tiers (v3 world, protocols/synthetic/tiers.py): records per tier for the test sets and the
+#: intra protocols (subjects × records per subject, seconds). PURE-like subjects do the six tasks each,
+#: MMPD-like subjects four. Rendering costs ≈ 30 ms per 320×240 frame on one core, so the sizes keep the
+#: cache of all synthetic protocols to a few minutes; records are short (10–20 s) rather than few.
+SYNTH_TEST = {"ubfc_like": {"n_subjects": 8, "duration_s": 15}, "pure_like": {"n_subjects": 3, "records_per_subject": 6, "duration_s": 10},
+              "mmpd_like": {"n_subjects": 4, "records_per_subject": 4, "duration_s": 10}}
+SYNTH_INTRA = {"ubfc_like": {"n_subjects": 18, "duration_s": 15}, "pure_like": {"n_subjects": 6, "records_per_subject": 6, "duration_s": 10},
+               "mmpd_like": {"n_subjects": 9, "records_per_subject": 4, "duration_s": 10}}
+#: Domain-randomised training world: many short records (cheap, and diversity is what transfers),
+#: rendered at 160×120 (4× cheaper; the methods see 72×72 face crops either way).
+SYNTH_MIX = {"tier": "train_mix", "n_subjects": 60, "duration_s": 10, "width": 160, "height": 120, "seed": 10}
+
+
+def _synth(alias_kw: dict[str, Any]) -> str:
+    return _flow({"name": "synthetic", **alias_kw})
+
+
+def _render_synth(name: str, comment: list[str], datasets: dict[str, dict[str, Any]], splits: dict[str, list[dict[str, Any]]]) -> str:
+    lines = [HEADER.rstrip("\n")] + [f"# {c}" for c in comment] + [f"name: {name}", "datasets:"]
+    lines += [f"  {alias}: {_synth(kw)}" for alias, kw in datasets.items()]
+    lines.append("splits:")
+    for split in ("train", "val", "test"):
+        if split in splits:
+            lines.append(f"  {split}: [" + ", ".join(_flow(p) for p in splits[split]) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def synthetic_configs() -> dict[str, str]:
+    """``synthetic_cross_<tier>`` (train on train_mix, test on a tier) and ``synthetic_intra_<tier>``."""
+    out: dict[str, str] = {}
+    for i, (tier, size) in enumerate(SYNTH_TEST.items()):
+        name = f"synthetic_cross_{tier}"
+        out[name] = _render_synth(
+            name,
+            [f"Synthetic world v3: train on the domain-randomised train_mix (subjects [0, 0.8) train, [0.8, 1] val),",
+             f"test on the {tier} tier (conditions of a public dataset; see docs/synthetic_world.md)."],
+            {"mix": SYNTH_MIX, "test": {"tier": tier, **size, "seed": 20 + i}},
+            {"train": [_part("mix", 0.0, 0.8)], "val": [_part("mix", 0.8, 1.0)], "test": [_part("test")]},
+        )
+    for i, (tier, size) in enumerate(SYNTH_INTRA.items()):
+        name = f"synthetic_intra_{tier}"
+        out[name] = _render_synth(
+            name,
+            [f"Synthetic world v3, intra-tier: {tier} subjects [0, 0.5) train, [0.5, 0.67) val, [0.67, 1] test."],
+            {"data": {"tier": tier, **size, "seed": 30 + i}},
+            {"train": [_part("data", 0.0, 0.5)], "val": [_part("data", 0.5, 0.67)], "test": [_part("data", 0.67, 1.0)]},
+        )
+    return out
+
+
 def all_configs() -> dict[str, str]:
-    return {**cross_configs(), **intra_configs()}
+    return {**cross_configs(), **intra_configs(), **synthetic_configs()}
 
 
 def main(argv: list[str] | None = None) -> int:
