@@ -77,6 +77,16 @@ def test_runs_dedup_and_subject_level_table(store):
     assert lb.pairs["p_holm"].iloc[0] == pytest.approx(lb.pairs["p"].iloc[0])  # a family of one
     # Bland–Altman with repeated windows per subject
     assert set(lb.bland_altman["method"]) == {"pos", "chrom", "green"}
+    # written files and the MLflow record of the leaderboard (per-row metrics incl. Bland–Altman, tables, figures)
+    import mlflow
+
+    write_leaderboard(store / "results", "lb", n_boot=199)
+    exp = mlflow.get_experiment_by_name("lb-leaderboard")
+    rec = mlflow.search_runs([exp.experiment_id], output_format="list")[0]
+    assert rec.data.metrics["lb/p/clean/pos/mae_bpm"] == pytest.approx(t.loc["pos", "mae_bpm"], rel=1e-6)
+    assert "lb/p/clean/green/ba_loa_hi" in rec.data.metrics
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(rec.info.run_id)}
+    assert {"leaderboard.local.md", "leaderboard_pairs.local.csv", "cd_p.png", "ba_p.png"} <= arts
 
 
 def test_mismatched_subjects_are_reported_not_compared(store):
