@@ -1541,24 +1541,42 @@ def headline(summary: pd.DataFrame, tests: pd.DataFrame, severity: int | None = 
     return out or [f"No method has two label modes at severity {sev}: no comparison possible."]
 
 
+def _ci_lines(ax: Any, summary: pd.DataFrame, key: str, order: Sequence[str], colors: Mapping[str, Any]) -> None:
+    """MAE vs severity per ``key`` value with its 95 % CI band (from :func:`summarize_cells`, i.e. benchmark.stats)."""
+    for name in order:
+        sub = summary[summary[key] == name].sort_values("severity")
+        if sub.empty:
+            continue
+        ax.plot(sub["severity"], sub["mae_bpm"], marker="o", color=colors[name], label=name)
+        ax.fill_between(sub["severity"], sub["ci_lo"], sub["ci_hi"], color=colors[name], alpha=0.2, lw=0)
+
+
 def experiment_figure(errors: pd.DataFrame, path: Path, mode_order: Sequence[str] | None = None,
                       method_order: Sequence[str] | None = None) -> Path:
-    """MAE vs severity per method (panel) and mode (line), 95 % bootstrap CI over (record, seed)."""
+    """MAE vs severity per method (panel) and mode (line), 95 % bootstrap CI over (record, seed)
+    (:func:`summarize_cells`: the CIs of benchmark.stats, not a plotting library's own bootstrap)."""
     plt, sns = _plt()
     path.parent.mkdir(parents=True, exist_ok=True)
-    modes = list(mode_order or sorted(errors["mode"].unique(), key=lambda m: (m != "raw", m)))
+    modes = [m for m in (mode_order or sorted(errors["mode"].unique(), key=lambda m: (m != "raw", m))) if m in set(errors["mode"])]
     present = set(errors["alias"])
     aliases = [a for a in (method_order or []) if a in present] + sorted(present - set(method_order or []))
-    g = sns.relplot(data=errors, x="severity", y="abs_err", hue="mode", hue_order=[m for m in modes if m in set(errors["mode"])],
-                    col="alias", col_order=aliases, col_wrap=min(3, len(aliases)), kind="line", marker="o",
-                    errorbar=("ci", 95), n_boot=1000, seed=0, height=3.6, aspect=1.15, facet_kws={"sharey": False})
-    g.set_axis_labels("label-noise severity", "test MAE (bpm), 95 % CI")
-    g.set_titles("{col_name}")
-    for ax in g.axes.flat:
+    summary = summarize_cells(errors)
+    colors = dict(zip(modes, sns.color_palette(n_colors=len(modes))))
+    ncol = min(3, len(aliases))
+    nrow = -(-len(aliases) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, alias in zip(axes.ravel(), aliases):
+        _ci_lines(ax, summary[summary["alias"] == alias], "mode", modes, colors)
+        ax.set(title=alias, xlabel="label-noise severity", ylabel="test MAE (bpm), 95 % CI")
         ax.set_xticks(sorted(errors["severity"].unique()))
-    g.figure.suptitle("test HR error vs training-label noise (synthetic_intra; test on clean truth)", y=1.03)
-    g.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(g.figure)
+    for ax in axes.ravel()[len(aliases):]:
+        ax.axis("off")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="mode", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("test HR error vs training-label noise (synthetic_intra; test on clean truth)", y=1.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
     return path
 
 
@@ -1573,8 +1591,10 @@ def pair_figure(errors: pd.DataFrame, path: Path) -> Path | None:
     for ax, (a, b) in zip(axes[0], pairs):
         sub = errors[errors["alias"].isin([a, b])]
         sub = sub.assign(variant=[f"{al} ({m})" for al, m in zip(sub["alias"], sub["mode"])])
-        sns.lineplot(data=sub, x="severity", y="abs_err", hue="variant", marker="o", errorbar=("ci", 95), n_boot=1000,
-                     seed=0, ax=ax)
+        summary = summarize_cells(sub.assign(alias=sub["variant"])).rename(columns={"alias": "variant"})
+        order = sorted(summary["variant"].unique())
+        _ci_lines(ax, summary, "variant", order, dict(zip(order, sns.color_palette(n_colors=len(order)))))
+        ax.legend(fontsize=8)
         ax.set(title=f"{a} vs {b}", xlabel="label-noise severity", ylabel="test MAE (bpm), 95 % CI")
         ax.set_xticks(sorted(sub["severity"].unique()))
     fig.tight_layout()
