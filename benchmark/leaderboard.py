@@ -260,11 +260,6 @@ def build(runs: pd.DataFrame, predictions: pd.DataFrame, *, n_boot: int = 2000, 
                        pd.DataFrame(ba_rows).reindex(columns=BA_COLUMNS), fried, predictions, notes)
 
 
-def aggregate(runs: pd.DataFrame, predictions: pd.DataFrame | None = None, **kw: Any) -> pd.DataFrame:
-    """The leaderboard table alone (see :func:`build`)."""
-    return build(runs, predictions if predictions is not None else load_predictions(runs), **kw).table
-
-
 # =============================================================================================
 # merging with the committed reference (issue 16.11)
 # =============================================================================================

@@ -34,3 +34,23 @@ def test_report_from_runs_and_from_committed_tables(tmp_path, monkeypatch):
     md2 = write_report(results, "none", protocol="synthetic_cross").read_text()
     assert "committed results/leaderboard*.csv" in md2 and "| pos | chrom |" in md2
     assert "figures/cd_synthetic_cross.png" in md2
+
+
+def test_leaderboard_and_report_commands(tmp_path, monkeypatch, capsys):
+    from benchmark import cli
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/c.db"
+    tracking.setup(uri, "cmd", str(tmp_path / "art"))
+    for i, (m, sc) in enumerate((("pos", 1.0), ("chrom", 2.0), ("green", 6.0))):
+        _log(m, 0, f"{m}0", _preds(sc, i), protocol="synthetic_cross")
+    over = [f"tracking.uri={uri}", "tracking.experiment=cmd", f"tracking.artifacts={tmp_path}/art"]
+    assert cli.main(["leaderboard", "n_boot=199", *over]) == 0
+    out = capsys.readouterr().out
+    assert "leaderboard.local.md" in out and "the committed reference results/leaderboard.* is unchanged" in out
+    assert (tmp_path / "results" / "leaderboard.local.md").exists() and not (tmp_path / "results" / "leaderboard.md").exists()
+    assert cli.main(["leaderboard", "publish=maybe", *over]) == 2
+    assert cli.main(["report", "protocol=synthetic_cross", "n_boot=199", *over]) == 0
+    assert (tmp_path / "results" / "report.md").exists()
+    assert cli.main(["report", "protocol=nope", *over]) == 2
+    assert "no runs of protocol 'nope'" in capsys.readouterr().out

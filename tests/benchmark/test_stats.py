@@ -163,3 +163,11 @@ def test_calibration_by_simulation_small():
     assert 0.88 <= r["coverage"] <= 0.99
     assert r["type1"] <= 0.09
     assert r["power"] >= 0.75
+
+
+def test_stats_selftest_command_prints_its_figures(capsys):
+    code = S.cmd_stats_selftest(["n_sims=30", "n_boot=99", "n_subjects=20"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)  # 30 experiments are too few to hold the targets; the CLI default is 1000
+    assert "null: CI coverage of the true difference 0" in out and "power" in out and "30 simulated experiments" in out
+    assert S.cmd_stats_selftest(["n_sim=3"]) == 2
