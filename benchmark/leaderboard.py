@@ -99,13 +99,23 @@ def collect_runs(exp_name: str = "rppg-bench") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_predictions(runs: pd.DataFrame, loader: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Every run's per-window ``predictions.csv`` stacked with its (method, protocol, labels, seed, run_id)."""
+def load_predictions(runs: pd.DataFrame, loader: Callable[[str], pd.DataFrame] | None = None,
+                     failed: list[str] | None = None) -> pd.DataFrame:
+    """Every run's per-window ``predictions.csv`` stacked with its (method, protocol, labels, seed, run_id).
+
+    A run whose artifact cannot be read raises :class:`~benchmark.stats.StatsError`, or — when a list
+    ``failed`` is given — is skipped and named there (run id, method, protocol, seed and why)."""
     if loader is None:
         loader = _download_predictions
     frames = []
     for _, r in runs.iterrows():
-        p = loader(str(r["run_id"]))
+        try:
+            p = loader(str(r["run_id"]))
+        except S.StatsError as exc:
+            if failed is None:
+                raise
+            failed.append(f"{r['method']}/{r['protocol']}/seed{r['seed']}: {exc}")
+            continue
         for k in ("method", "protocol", "labels", "seed", "run_id"):
             p[k] = r[k]
         frames.append(p)
@@ -391,7 +401,8 @@ def to_latex(lb: Leaderboard) -> str:
         esc = lambda s: str(s).replace("_", r"\_")  # noqa: E731
         out += [r"\begin{table}[t]\centering\small",
                 rf"\caption{{{esc(protocol)} ({esc(labels)} labels): HR error per subject (bpm; MAPE in \%), mean over {n_sub} subjects "
-                rf"and {n_seed} seed(s), 95\,\% subject-bootstrap CIs; floor = constant predictor.}}",
+                rf"and {n_seed} seed(s), 95\,\% subject-bootstrap CIs; floor = constant predictor; bold = not separable from the "
+                rf"best (Friedman + Nemenyi, $\alpha = 0.05$).}}",
                 r"\begin{tabular}{lccccc}\toprule", r"Method & MAE & RMSE & MAPE & Floor & Rank \\ \midrule"]
         for _, r in g.iterrows():
             best = r.get("rank_group") == 1
@@ -505,9 +516,13 @@ def write_leaderboard(out_dir: str | Path = "results", exp_name: str = "rppg-ben
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(exp_name) if runs is None else runs
+    failed: list[str] = []
     if predictions is None:
-        predictions = load_predictions(runs) if len(runs) else pd.DataFrame()
+        predictions = load_predictions(runs, failed=failed) if len(runs) else pd.DataFrame()
+        if failed:
+            runs = runs[runs["run_id"].isin(set(predictions["run_id"]))] if len(predictions) else runs.iloc[0:0]
     lb = build(runs, predictions, n_boot=n_boot)
+    lb.notes[:0] = [f"run left out, its predictions cannot be read — {f}" for f in failed]
     fig_dir = out_dir / "figures" if publish else out_dir / "figures" / "local"
     fig_rel = "figures" if publish else "figures/local"
     files = {k: out_dir / output_name(base, "csv", publish) for k, base in

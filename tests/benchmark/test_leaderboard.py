@@ -134,3 +134,16 @@ def test_user_runs_never_replace_the_committed_leaderboard(store):
     assert "deepphys *(kept)*" in md and "## synthetic_intra" in md and "Friedman test over 3 methods × 8 subjects" in md
     assert (results / "figures" / "cd_synthetic_cross.png").exists() and (results / "figures" / "ba_synthetic_cross.png").exists()
     assert "\\textbf{" in (results / "leaderboard.tex").read_text()
+
+
+def test_a_run_without_predictions_is_named_and_left_out(store):
+    _log("pos", 0, "h0", _preds(1.0, 0))
+    _log("chrom", 0, "c0", _preds(2.0, 1))
+    with tracking.start_run("green/p/seed0", {"config_hash": "g0", "method": "green", "protocol": "p", "seed": "0",
+                                              "kind": "unsupervised", "labels": "clean"}, {"seed": 0}):
+        tracking.log_metrics({"test/mae_bpm": 5.0})  # an old run: metrics but no predictions.csv
+    with pytest.raises(S.StatsError, match="predictions.csv"):
+        load_predictions(collect_runs("lb"))
+    lb = write_leaderboard(store / "results", "lb", n_boot=199, log_mlflow=False)
+    assert set(lb.table["method"]) == {"pos", "chrom"}
+    assert any(n.startswith("run left out") and "green/p/seed0" in n for n in lb.notes)
