@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +45,18 @@ def compose(overrides: Sequence[str], *, method: bool = True) -> Any:
             o = "+" + o
         fixed.append(o)
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(fixed))
+        cfg = hydra_compose(config_name="config", overrides=list(fixed))
+    return _with_overrides(cfg, fixed)
+
+
+def _with_overrides(cfg: Any, overrides: Sequence[str]) -> Any:
+    """Keep the user's override list as ``cfg.hydra.overrides.task`` (as ``@hydra.main`` has it), so
+    the runner knows which settings were set explicitly: those win over every preset."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.hydra = {"overrides": {"task": list(overrides)}}
+    return cfg
 
 
 def _register_method_configs(overrides: Sequence[str]) -> None:
@@ -63,7 +76,14 @@ def _register_method_configs(overrides: Sequence[str]) -> None:
         for name in value.split(","):
             if name in index:
                 get_method_class(name)
-            elif not (variants / f"{name}.yaml").is_file():
+            elif (variants / f"{name}.yaml").is_file():
+                # a variant YAML's defaults list starts from its method's registered Config node
+                from omegaconf import OmegaConf
+
+                base = OmegaConf.load(str(variants / f"{name}.yaml")).get("name")
+                if base in index:
+                    get_method_class(base)
+            else:
                 discover()
                 return
 
@@ -75,16 +95,52 @@ def cmd_run(argv: Sequence[str]) -> int:
 
     discover()
 
+    # One line per error (`error: ...`, exit 1); the traceback with -v/--verbose or HYDRA_FULL_ERROR=1.
+    # A job's error is caught inside the job (hydra would log and print its own traceback); errors
+    # before the job (composition) come back from hydra with HYDRA_FULL_ERROR set while it runs.
+    from benchmark.settings import one_line
+
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    argv = [a for a in argv if a not in ("-v", "--verbose")]
+    full = verbose or os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    errors: list[str] = []
+
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def _main(cfg: Any) -> float | None:
+        from hydra.core.hydra_config import HydraConfig
+
         from benchmark.runner import run
 
-        metrics = run(cfg)
+        try:
+            metrics = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+        except Exception as exc:  # noqa: BLE001 - reported as one line below; a sweep goes on
+            if full:
+                traceback.print_exc()
+            errors.append(one_line(exc))
+            return None
         return metrics.get("test/mae_bpm")
 
+    saved = (sys.argv, os.environ.get("HYDRA_FULL_ERROR"))
     sys.argv = ["rppg-bench-run", *argv]
-    _main()
-    return 0
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _main()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error of a run ends here as one line
+        if full:
+            traceback.print_exc()
+        errors.append(one_line(exc))
+    finally:
+        sys.argv = saved[0]
+        if saved[1] is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved[1]
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_bench(argv: Sequence[str]) -> int:

@@ -41,7 +41,9 @@ def read_state_dict(path: str | Path, error: type[Exception] = ValueError,
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise error(f"{path}: not a readable torch checkpoint ({exc})") from exc
+        # torch's own message advises weights_only=False, which runs any code the file carries:
+        # unsafe for a downloaded checkpoint, so it is replaced (not chained) by safe advice
+        raise error(f"{path}: {_load_failure(exc)}") from None
     if isinstance(state, dict):
         for key in wrappers:
             if key in state and isinstance(state[key], dict):
@@ -50,6 +52,27 @@ def read_state_dict(path: str | Path, error: type[Exception] = ValueError,
     if not isinstance(state, dict):
         raise error(f"{path}: expected a state dict, got {type(state).__name__}")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, with safe advice only.
+
+    >>> _load_failure(RuntimeError("Weights only load failed ... Unsupported global: GLOBAL numpy.dtype was not ..."))[:52]
+    'holds a Python object (numpy.dtype) besides tensors;'
+    >>> _load_failure(KeyError(101))  # what torch raises for a file that is neither zip nor pickle
+    'not a readable torch checkpoint (KeyError: 101)'
+    """
+    import re
+
+    text = str(exc)
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f"a Python object ({m.group(1)})" if m else "Python objects"
+        return (f"holds {what} besides tensors; checkpoints are loaded weights-only because unpickling other "
+                "objects can run arbitrary code. Save just the weights where the checkpoint was made "
+                "(torch.save(model.state_dict(), 'weights.pt')) or ask its publisher for a weights-only file")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"not a readable torch checkpoint ({type(exc).__name__}: {first})"
 
 
 class Method:

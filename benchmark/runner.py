@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ from benchmark import tracking
 from benchmark.evaluate import EvalConfig, RecordSignal, constant_predictor_mae, evaluate_signals, reassemble, record_hr
 from benchmark.labels import build_label_pipeline
 from benchmark.method import NeuralMethod, UnsupervisedMethod
-from benchmark.registry import create_method
+from benchmark.registry import create_method, get_method_class
+from benchmark.settings import (METHOD_META_KEYS, PRESET_METHOD_KEYS, Settings, check_chunk_length, check_config,
+                                check_trainer, explicit_keys)
+from benchmark.settings import resolve as resolve_with_sources
 from protocols.base import Record
 from protocols.preprocess import ON_ERROR, CachedRecord, PreprocessConfig, RecordsFailedError, list_records, preprocess_split
 from protocols.protocol import SPLITS, Protocol
@@ -44,40 +47,32 @@ def _plain(cfg: Any) -> dict[str, Any]:
 def build_method(cfg: Mapping[str, Any]) -> Any:
     mcfg = dict(cfg["method"])
     name = mcfg.pop("name")
-    mcfg.pop("variant", None)  # a named preset (YAML in conf/method/) of a registered method
+    for k in METHOD_META_KEYS:  # a named variant (YAML in conf/method/): its row name and trainer block
+        mcfg.pop(k, None)
     return create_method(name, **mcfg)
 
 
-def resolve_trainer(cfg: Mapping[str, Any], method: Any) -> dict[str, Any]:
-    """Trainer settings after applying the method's quick preset or published recipe."""
-    tcfg = dict(cfg.get("trainer") or {})
-    if isinstance(method, NeuralMethod):
-        if tcfg.get("recipe") == "paper":
-            for k, v in method.paper_recipe.items():
-                if k in ("optimizer", "lr", "weight_decay", "epochs", "batch_size", "scheduler", "select"):
-                    tcfg[k] = v
-        elif tcfg.get("quick_shapes"):
-            for k in ("lr", "epochs", "batch_size", "weight_decay", "select"):
-                if k in method.quick and k not in (tcfg.get("pinned") or ()):
-                    tcfg[k] = method.quick[k]
-    return tcfg
+def resolve_settings(cfg: Mapping[str, Any], explicit: Iterable[str] = ()) -> Settings:
+    """Method config and trainer settings with the source of each (``benchmark.settings``: command
+    line > variant YAML > method preset > trainer preset); ``explicit`` = keys the user set."""
+    name = (cfg.get("method") or {}).get("name")
+    return resolve_with_sources(cfg, get_method_class(str(name)), explicit)
 
 
-def apply_quick_shapes(method: Any, cfg: Mapping[str, Any]) -> Any:
-    """Rebuild a neural method with its quick frames/size unless the user set them."""
-    if not isinstance(method, NeuralMethod) or not (cfg.get("trainer") or {}).get("quick_shapes"):
+def resolve_trainer(cfg: Mapping[str, Any], method: Any, explicit: Iterable[str] = ()) -> dict[str, Any]:
+    """Trainer settings after the method's quick preset or published recipe, a variant's ``trainer``
+    block and the keys the user set explicitly (which win)."""
+    return resolve_with_sources(cfg, type(method), explicit).trainer
+
+
+def apply_quick_shapes(method: Any, cfg: Mapping[str, Any], explicit: Iterable[str] = ()) -> Any:
+    """Rebuild a neural method with its quick frames/size unless the user or a variant set them."""
+    if not isinstance(method, NeuralMethod):
         return method
-    mcfg = dict(cfg["method"])
-    changed = False
-    for k in ("frames", "size"):
-        if mcfg.get(k) is None and k in method.quick:
-            mcfg[k] = method.quick[k]
-            changed = True
-    if not changed:
+    mcfg = resolve_with_sources(cfg, type(method), explicit).method
+    if all(mcfg.get(k) == getattr(method.cfg, k, None) for k in PRESET_METHOD_KEYS):
         return method
-    name = mcfg.pop("name")
-    mcfg.pop("variant", None)
-    return create_method(name, **mcfg)
+    return create_method(**mcfg)
 
 
 class SplitLoader:
@@ -217,19 +212,34 @@ def _scatter_figure(df: Any, title: str) -> Any:
     return fig
 
 
-def run(cfg: Any) -> dict[str, float]:
-    """Execute one run; returns the test metrics (``test/...``)."""
+def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
+    """Execute one run; returns the test metrics (``test/...``).
+
+    ``overrides``: the hydra override strings the user gave (their keys win over every preset); by
+    default ``cfg.hydra.overrides.task`` when present (``benchmark.cli.compose`` and ``rppg-bench run``
+    put it there), else none. The config is checked (unknown keys, degenerate values) before any data
+    work, and one line with the resolved trainer settings and their sources is printed.
+    """
     from benchmark.data import ChunkDataset
-    from benchmark.trainer import Trainer, TrainerConfig, seed_everything
+    from benchmark.trainer import Trainer, TrainerConfig, configure_determinism, seed_everything
 
     plain = _plain(cfg)
-    plain.pop("hydra", None)
+    hydra_node = plain.pop("hydra", None) or {}
+    if overrides is None:
+        overrides = list((hydra_node.get("overrides") or {}).get("task") or [])
+    check_config(plain)
     seed = int(plain.get("seed", 0))
     progress = bool(plain.get("progress", True))
+    settings = resolve_settings(plain, explicit_keys(overrides))
+    neural = settings.neural
+    if neural:
+        check_trainer(settings)
+    print(settings.line())
+    tcfg = settings.trainer
+    if neural:
+        configure_determinism(int(tcfg.get("threads", TrainerConfig.threads)), bool(tcfg.get("deterministic", TrainerConfig.deterministic)))
     seed_everything(seed)
-    method = apply_quick_shapes(build_method(plain), plain)
-    neural = isinstance(method, NeuralMethod)
-    tcfg = resolve_trainer(plain, method)
+    method = create_method(**settings.method)
     ecfg = EvalConfig.from_dict({**(plain.get("eval") or {}), "seed": seed})
     protocol = Protocol.from_config(plain["protocol"])
     pp = dict(plain.get("preprocess") or {})
@@ -266,6 +276,10 @@ def run(cfg: Any) -> dict[str, float]:
 
     split_ids = {s: [f"{a}/{r.id}" for a, r in loader.records(s)] for s in SPLITS if s in protocol.splits}
     protocol.check_disjoint(split_ids)
+    if neural:  # every split must hold one chunk per record: checked on frame counts, before preprocessing
+        for split in SPLITS:
+            if split in protocol.splits and (split == "test" or not getattr(method.cfg, "checkpoint", None)):
+                check_chunk_length(method.input_spec().frames, loader.records(split), split)
     train_hrs = [record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
     method_label = str((plain["method"] or {}).get("variant") or method.name)
     tags = {"config_hash": chash, "method": method_label, "protocol": protocol.name, "seed": str(seed),
@@ -275,6 +289,7 @@ def run(cfg: Any) -> dict[str, float]:
     run_name = f"{method_label}/{protocol.name}/seed{seed}"
     with tracking.start_run(run_name, tags, identity):
         tracking.log_text(json.dumps(split_ids, indent=1), "splits.json")
+        tracking.log_text(settings.text(), "settings.txt")
         fit_info: dict[str, Any] = {}
         if neural:
             spec = method.input_spec()

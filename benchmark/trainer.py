@@ -52,6 +52,14 @@ class TrainerConfig:
     #: After each training epoch, recompute BatchNorm running statistics from this many training
     #: batches (0 = off); see :meth:`Trainer._precise_bn`.
     precise_bn: int = 0
+    #: torch intra-op CPU threads. Fixed (not "all cores") because CPU results depend on it: a
+    #: different count splits reductions differently (last-bit changes that a short training run
+    #: amplifies) and can change the memory layout an op returns, which changes the elements a
+    #: dropout mask hits (see :func:`configure_determinism`).
+    threads: int = 2
+    #: ``torch.use_deterministic_algorithms`` (CPU: strict; CUDA: warn on ops without a
+    #: deterministic kernel) and deterministic cuDNN; see :func:`configure_determinism`.
+    deterministic: bool = True
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TrainerConfig:
@@ -72,6 +80,41 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def configure_determinism(threads: int, deterministic: bool = True) -> None:
+    """Make a run's numbers depend on its config only, not on the machine it runs on.
+
+    Why (issue 16.10: PhysFormer ``trainer=quick`` on synthetic_cross gave 38.09 bpm on one machine
+    and 12.59 on another, same commit and seed): torch's CPU kernels are deterministic for a given
+    intra-op thread count, but not across counts — reductions are split per thread (last-bit
+    differences), and some kernels return a different memory layout with one thread than with
+    several (PhysFormer's 1×1×1 ``Conv3d`` feed-forward output is channels-last with ≥ 2 threads,
+    so the ``transpose`` after it is contiguous there and strided with one). ``Dropout`` fills its
+    mask in memory order, so a different layout drops different elements: the training-mode output
+    of a freshly initialised PhysFormer differs by ~10 % between one thread and two (with dropout
+    off only the last bits differ), and a short run ends in another model — a tiny PhysFormer
+    trained for 2 epochs scored 39.0 bpm with one thread and 16.0 with two. torch's default thread count is the
+    number of cores, hence machine-dependent results. A fixed ``threads`` (``trainer.threads``,
+    logged with the run and part of its identity) removes that; ``deterministic`` additionally asks
+    torch for deterministic kernels (on CPU an op without one raises; on CUDA it warns, and cuDNN
+    autotuning is off). Still not covered: a different CPU instruction set (AVX2 vs AVX-512 kernels
+    in oneDNN/MKL) or torch build can change last bits, which short runs may amplify; bf16 autocast
+    and CUDA atomics are not bit-reproducible. Sources: PyTorch "Reproducibility" notes
+    (https://pytorch.org/docs/stable/notes/randomness.html) and ``torch.set_num_threads``.
+    """
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    cuda = torch.cuda.is_available()
+    if deterministic and cuda:
+        # cuBLAS needs a fixed workspace for deterministic GEMMs (read when cuBLAS initialises)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=bool(deterministic and cuda))
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def pick_device(name: str) -> torch.device:
@@ -191,6 +234,7 @@ class Trainer:
         self.log_metrics = log_metrics or (lambda m, s: None)
         self.val_metric = val_metric
         self.device = pick_device(cfg.device)
+        configure_determinism(cfg.threads, cfg.deterministic)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _loader(self, ds: Dataset, shuffle: bool, phase_i: int, epoch: int) -> DataLoader:
