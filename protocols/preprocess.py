@@ -644,6 +644,7 @@ def preprocess(
                         yield out
             except BaseException:
                 _stop_pool(ex)
+                clear_stale(base)  # the killed workers' temp folders
                 raise
             ex.shutdown(wait=True)
     finally:

@@ -114,8 +114,8 @@ def _wait_all_gone(pids: list[int], timeout: float) -> list[int]:
     return alive
 
 
-def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool) -> tuple[list[int], list[int]]:
-    """Start ``run_preprocess(workers=2)`` in a child process, SIGKILL it once a record is finished —
+def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool, sig: int = signal.SIGKILL) -> tuple[list[int], list[int]]:
+    """Start ``run_preprocess(workers=2)`` in a child process, send it ``sig`` once a record is finished —
     the whole process group (``group``) or the parent alone — and return (its worker pids, the pids
     still alive 5 s later)."""
     script = textwrap.dedent(f"""
@@ -132,8 +132,10 @@ def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool) -> tu
             assert time.monotonic() < deadline, "no record finished within 60 s"
             time.sleep(0.02)
         workers = _descendants(proc.pid)
-        os.killpg(proc.pid, signal.SIGKILL) if group else os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.read().decode()[-2000:]
         alive = _wait_all_gone(workers, 5.0)  # every worker, not only the parent
     finally:
         try:
@@ -163,6 +165,16 @@ def test_sigkill_of_the_parent_alone_kills_its_workers(tmp_path):
     assert summary["counts"]["failed"] == 0 and summary["counts"]["done"] + summary["counts"]["cached"] == 6
     assert not list((tmp_path / "killed").glob("*/*/.*.tmp-*"))
     assert _snapshot(tmp_path / "killed") == _snapshot(tmp_path / "clean")
+
+
+def test_sigterm_stops_the_pool_at_once_and_removes_temp_folders(tmp_path):
+    """SIGTERM (a scheduler's cancel) of the parent: it exits with 143 without finishing the records in
+    flight, takes its workers with it and leaves no temp folder behind."""
+    root = tmp_path / "data"
+    _folder_dataset(root, 6)
+    workers, alive = _start_and_kill({"root": str(root), "ppg_fs": 60.0}, tmp_path / "cache", 6, group=False, sig=signal.SIGTERM)
+    assert len(workers) >= 2 and alive == []
+    assert not list((tmp_path / "cache").glob("*/*/.*.tmp-*"))
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_clean_result(tmp_path):
