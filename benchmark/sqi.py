@@ -10,7 +10,8 @@ Pure functions on a 1-D label window ``x`` (T,) sampled at ``fps``:
   ``nk.ppg_clean(method="elgendi")`` does (Butterworth order 2, 0.5–8 Hz, zero-phase) but through
   :func:`benchmark.signal.bandpass`, which also works below 16 fps where neurokit's fixed 8 Hz
   cut-off is above Nyquist.
-* :func:`spectral_snr_db` — the label's own spectral SNR: power within ±6 bpm of its dominant peak in
+* :func:`spectral_snr_db` — the label's own spectral SNR: power within ±6 bpm (at least the spectral
+  main lobe, see :func:`benchmark.signal.snr_db`) of its dominant peak in
   0.75–2.5 Hz and of that peak's 2nd harmonic, over the rest of the band (the evaluation SNR of
   :func:`benchmark.signal.snr_db` with the label's own HR as the reference).
 * :func:`hr_agreement` — spectral HR vs peak HR of the label, and optionally vs the spectral HR of the
@@ -26,8 +27,8 @@ and ``nan`` is its honest score (callers treat it as "fails every threshold").
 >>> x = np.sin(2 * np.pi * 1.2 * t) + 0.3 * np.sin(2 * np.pi * 2.4 * t + 1.0)
 >>> round(hr_agreement(x, 30.0)["hr_spectrum_bpm"], 1)
 72.0
->>> round(spectral_snr_db(x, 30.0), 1)  # a 10-s Hann window leaks past ±6 bpm
-10.7
+>>> round(spectral_snr_db(x, 30.0), 1)  # the signal bands cover the 10-s window's main lobe (±12 bpm)
+33.1
 """
 
 from __future__ import annotations
