@@ -45,7 +45,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
              "mmpd_like": {"n_subjects": 10, "records_per_subject": 4, "duration_s": 30.0}},
 }
 
-#: Sensitivity: one knob changed at a time on a base tier (quick sizes, 8 records).
+#: Sensitivity: one knob changed at a time on a base tier (6 subjects × 12 s each; the same subjects, seed 200).
 SENSITIVITY: list[tuple[str, str, dict[str, Any]]] = [
     ("base (pure_like, still)", "pure_like", {"tasks": ["still"]}),
     ("motion: talking", "pure_like", {"tasks": ["talking"]}),
@@ -166,7 +166,7 @@ def write_report(table: pd.DataFrame, chk: pd.DataFrame, sens: pd.DataFrame | No
 
 def sensitivity(*, cache_dir: str, workers: int) -> pd.DataFrame:
     rows = []
-    size = {"n_subjects": 8, "records_per_subject": 1, "duration_s": 20.0}
+    size = {"n_subjects": 6, "records_per_subject": 1, "duration_s": 12.0}
     for label, tier, knobs in SENSITIVITY:
         pred = run_tier(tier, size, cache_dir=cache_dir, workers=workers, seed=200, **knobs)
         row: dict[str, Any] = {"setting": label}

@@ -37,7 +37,7 @@ from protocols.synthetic.skin import PBV
 from protocols.synthetic.tiers import KNOBS, resolve_tier
 
 #: v3 world output version (part of the cache key of tier datasets).
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: the physiology is simulated over exactly the record (hr_bpm = mean over the frames)
 
 _APPEAR, _PHYS, _MOT, _LIGHT, _CAM, _CHOICE = range(6)
 

@@ -137,3 +137,19 @@ def test_compression_is_applied():
 def test_legacy_domain_still_default():
     ds = SyntheticDataset(n_subjects=1, duration_s=2, frame_size=32)
     assert ds.key().startswith("synthetic-lab-") and next(ds.records()).frames.read_all().shape == (60, 32, 32, 3)
+
+
+def test_tier_protocols_build_their_datasets():
+    from pathlib import Path
+
+    import yaml
+
+    from protocols.protocol import Protocol
+
+    conf = Path(__file__).resolve().parents[2] / "benchmark" / "conf" / "protocol"
+    names = sorted(p.stem for p in conf.glob("synthetic_*_like.yaml"))
+    assert names == [f"synthetic_{kind}_{t}" for kind in ("cross", "intra") for t in ("mmpd_like", "pure_like", "ubfc_like")]
+    for name in names:
+        proto = Protocol.from_config(yaml.safe_load((conf / f"{name}.yaml").read_text()))
+        tiers = {proto.loader(alias).tier for alias in proto.datasets}
+        assert tiers == ({"train_mix", name.split("_", 2)[2]} if "cross" in name else {name.split("_", 2)[2]})
