@@ -134,8 +134,6 @@ def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool, sig: 
         workers = _descendants(proc.pid)
         os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
         proc.wait(timeout=30)
-        if sig == signal.SIGTERM:
-            assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.read().decode()[-2000:]
         alive = _wait_all_gone(workers, 5.0)  # every worker, not only the parent
     finally:
         try:
@@ -143,7 +141,10 @@ def _start_and_kill(kw: dict, cache: Path, n_records: int, *, group: bool, sig: 
         except ProcessLookupError:
             pass
         proc.wait()
+        err = proc.stderr.read().decode()[-2000:]  # EOF now: no process holds the pipe any more
         proc.stderr.close()
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM, f"exit {proc.returncode} after SIGTERM: {err}"
     finished = {p.parent.name for p in cache.glob("*/*/*/meta.json")}
     assert 1 <= len(finished) < n_records, f"kill landed after the run ({len(finished)} records finished)"
     return workers, alive
