@@ -159,13 +159,58 @@ def cmd_bench(argv: Sequence[str]) -> int:
     timings = []
     for name in names:
         t = time.time()
+        reset_peak_rss()
         for seed in seed_list:
             run(compose([f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else [])]))
-        timings.append((name, time.time() - t))
-    print("\nper-method wall time: " + ", ".join(f"{n} {s:.0f}s" for n, s in timings) + f"; total {time.time() - t0:.0f}s")
+            free_run_memory()
+        timings.append((name, time.time() - t, peak_rss_mb()))
+    print("\nper-method wall time (peak RSS): " + ", ".join(f"{n} {s:.0f}s ({m:.0f} MB)" for n, s, m in timings)
+          + f"; total {time.time() - t0:.0f}s, peak RSS {max((m for *_, m in timings), default=0):.0f} MB")
     print(f"seeds: {', '.join(map(str, seed_list)) if seeds else 'one (the config seed)'}"
           + ("" if seeds else "; the committed reference uses seeds=0,1,2"))
     return cmd_leaderboard([a for a in argv if a.startswith("tracking.")])
+
+
+def free_run_memory() -> None:
+    """Give back what a finished run allocated, so runs in one process (``bench``) do not add up.
+
+    No run object outlives ``run`` (checked by tests/benchmark/test_cli.py), but the memory does:
+    glibc keeps freed heap pages in its arenas (one per thread that allocated; torch's intra-op
+    threads and the data loader each have their own) and counts them in RSS until ``malloc_trim``
+    hands them back (man 3 malloc_trim). A figure left open by a failed plot is closed as well.
+    """
+    import gc
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+            pass
+
+
+def reset_peak_rss() -> None:
+    """Restart this process's peak-RSS count (Linux ``/proc/self/clear_refs``; elsewhere a no-op)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process since :func:`reset_peak_rss` (since start where that is unsupported)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform.startswith("linux") else 2**20)
 
 
 def cmd_methods(argv: Sequence[str]) -> int:

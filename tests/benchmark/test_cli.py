@@ -161,3 +161,39 @@ def test_compose_imports_what_the_selected_method_needs(argv):
 
     cfg = compose(argv)
     assert cfg.method.name in ("physnet", "lq_rppg")
+
+
+def test_bench_gives_back_each_runs_memory(tmp_path):
+    """Runs in one ``bench`` process must not add up. A stand-in run allocates 300 MB in 64-kB blocks
+    (below glibc's mmap threshold, so from the heap, as a training run's tensors and arrays are) and
+    keeps a few scattered survivors (as caches and log records do), which pins the freed pages in
+    the heap. Before: RSS at the start of each later run stayed ~300 MB above the first (what a run left
+    raised the next run's peak in ``make bench``); after each run ``bench`` hands the pages back."""
+    code = textwrap.dedent("""
+        import json, sys, types
+        import numpy as np
+        import benchmark.cli as cli
+
+        def rss_mb():
+            return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("RssAnon:")) / 1024
+
+        keep, starts = [], []
+
+        def run(cfg):
+            starts.append(rss_mb())
+            blocks = [np.ones(8192) for _ in range(4800)]
+            keep.extend(blocks[::64])
+
+        sys.modules["benchmark.runner"] = types.SimpleNamespace(run=run)
+        cli.compose = lambda overrides: overrides
+        cli.cmd_leaderboard = lambda argv: 0
+        cli.cmd_bench(["methods=a,b,c"])
+        print(json.dumps(starts))
+    """)
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    starts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert starts[2] - starts[0] < 40, f"RSS at the start of each run (MB): {starts}"
+    assert "peak RSS" in proc.stdout
