@@ -5,9 +5,14 @@
 * frames are streamed from the record's :class:`~protocols.base.FrameSource` in blocks of at most
   8 MiB, cropped and resized (``cv2.INTER_AREA``) and appended to a ``.npy`` file that is later
   opened as a read-only memmap: the whole video is never in memory and never as float64;
-* every record is written into a temporary folder that is renamed into place only when complete,
-  so an interrupted run leaves no half-written record behind; a rerun skips finished records and
-  clears stale temporary folders;
+* every record is written into a hidden temporary folder (``.<id>.tmp-PID``, ``meta.json`` last)
+  that is renamed into place only when complete, so an interrupted run leaves no half-written record
+  behind; a rerun skips finished records and clears stale temporary folders;
+* a finished record is reused only if its source files are unchanged: its ``meta.json`` holds the
+  content fingerprint of the files it was made from (:mod:`protocols.fingerprint`); an edited
+  recording or label is preprocessed again;
+* one file lock per record (``filelock``): of two processes that need the same record, one builds it
+  and the other waits and reuses it, so a cache can be shared by parallel jobs;
 * the face box comes from ``meta["face_box"]`` when the loader knows it (synthetic data), else from
   OpenCV's Haar cascade on the first frame (toolbox default) or on every N-th frame with a
   coordinate-wise median box; it is enlarged ×1.5 by default (toolbox ``LARGE_BOX_COEF``).
@@ -18,7 +23,10 @@
   :class:`~protocols.datasets._common.FileLoader`) is sent once per worker and each task is a record
   id; other loaders' Records are pickled (lazy frame sources pickle as a few parameters). At most
   ``2 × workers`` records are in flight, each streamed block by block, so memory is bounded by
-  ``workers`` × (one block + one record's labels).
+  ``workers`` × (one block + one record's labels). Workers die with their parent, even on SIGKILL
+  (``PR_SET_PDEATHSIG`` on Linux, a parent-pid watch elsewhere); an error, Ctrl-C or SIGTERM stops
+  the pool at once.
+* ``on_error="skip"`` goes on past records that fail and lists them in the summary.
 * every run ends with a summary — per record: done / cached / skipped / failed, the face source
   (``known``, ``haar_first``, ``haar_median``, ``full_frame_fallback``, ...) — which is printed and
   returned (:func:`run_preprocess`) or filled into the ``summary`` dict given to :func:`preprocess`.
