@@ -581,7 +581,8 @@ def preprocess(
     bar = tqdm(total=len(tasks), desc=f"preprocess {loader.key()}", disable=not progress, leave=False)
     t_start = time.perf_counter()
 
-    # Source fingerprints, taken before the files are read (an edit during the run errs towards a rebuild).
+    # Source fingerprints, taken before records are read here or in a worker (an edit during the run then
+    # errs towards a rebuild; Records passed in were read earlier, by the caller).
     fpr = RecordFingerprints(loader, cache_root)
     fingerprints: dict[str, str | None] = {}
     early: dict[str, dict[str, Any]] = {}
