@@ -280,9 +280,9 @@ def cmd_preprocess(argv: Sequence[str]) -> int:
     pcfg = PreprocessConfig(**pp)
     from protocols.preprocess import run_preprocess
 
-    summary = run_preprocess(name, ds, pcfg, cfg.cache_dir, workers=workers)
+    summary = run_preprocess(name, ds, pcfg, cfg.cache_dir, workers=workers, on_error=str(cfg.get("on_error", "raise")))
     print({k: v for k, v in summary.items() if k != "records"} if isinstance(summary, dict) else summary)
-    return 0
+    return 1 if summary["counts"]["failed"] else 0  # on_error=skip: the failed records are listed above
 
 
 def cmd_perf(argv: Sequence[str]) -> int:

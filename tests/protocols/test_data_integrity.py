@@ -248,3 +248,19 @@ def test_two_processes_preprocess_one_cache_at_once(tmp_path):
     assert sum(c["done"] for c in counts) == 4, f"a record was built twice: {counts}"  # the other one waited
     assert _snapshot(shared) == _snapshot(tmp_path / "serial")  # byte-identical to a serial run
     assert not list(shared.glob("*/*/.*tmp-*"))
+
+
+def test_preprocess_command_on_error_skip_lists_and_exits_nonzero(tmp_path, capsys):
+    from benchmark.cli import cmd_preprocess
+
+    root = tmp_path / "data"
+    _dataset(root, names=("good",))
+    write_video(root / "gray.avi", np.repeat(frames_rgb(90, 24, 24)[..., :1], 3, axis=-1), 30.0)
+    (root / "gray.csv").write_text(_label(1.2))
+    args = [f"dataset.root={root}", "dataset=folder", f"cache_dir={tmp_path / 'cache'}", "preprocess.size=8",
+            "preprocess.no_face=full_frame"]
+    with pytest.raises(DatasetFormatError, match=r"gray\.avi: grayscale video"):
+        cmd_preprocess(args)  # default on_error=raise
+    assert cmd_preprocess([*args, "on_error=skip"]) == 1  # the good record is cached, the bad one listed
+    assert "FAILED gray" in capsys.readouterr().err
+    assert [m.parent.name for m in (tmp_path / "cache").glob("*/*/*/meta.json")] == ["good"]
