@@ -197,3 +197,62 @@ def test_bench_gives_back_each_runs_memory(tmp_path):
     starts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert starts[2] - starts[0] < 40, f"RSS at the start of each run (MB): {starts}"
     assert "peak RSS" in proc.stdout
+
+
+def test_nothing_of_a_finished_run_stays_alive(run_cfg, one_thread):
+    """What ``bench`` relies on: after ``run`` returns, no model, tensor, chunk dataset, cached
+    record or open figure of that run is still referenced (only then can its memory be given back)."""
+    import gc
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from benchmark.losses import neg_pearson
+    from benchmark.method import InputSpec, NeuralMethod
+    from benchmark.registry import register_method
+    from benchmark.runner import run
+    from conftest import toy_protocol
+
+    class Net(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = nn.Conv3d(c, 2, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x).mean(dim=(1, 3, 4))
+
+    @register_method("h3_cli_tiny")
+    class Tiny(NeuralMethod):
+        """Tiny conv net (test-only)."""
+
+        input = InputSpec(frames=60, size=16, transforms=("diff_normalized",), label="diff_normalized")
+
+        def build_model(self):
+            return Net(self.in_channels)
+
+        def loss(self, out, batch, *, epoch=0, num_epochs=1):
+            return neg_pearson(out, batch["label"])
+
+    def census():
+        gc.collect()
+        warnings.simplefilter("ignore", FutureWarning)  # isinstance() on torch's deprecated aliases
+        names = ("ChunkDataset", "CachedRecord", "SplitLoader", "Trainer")
+        c = {"Module": 0, "Tensor": 0, **{n: 0 for n in names}}
+        for o in gc.get_objects():
+            if isinstance(o, nn.Module):
+                c["Module"] += 1
+            elif isinstance(o, torch.Tensor) and o.numel() > 256:
+                c["Tensor"] += 1
+            elif type(o).__name__ in names:
+                c[type(o).__name__] += 1
+        import matplotlib.pyplot as plt
+
+        c["figures"] = len(plt.get_fignums())
+        return c
+
+    before = census()
+    run(run_cfg({"name": "h3_cli_tiny", "frames": None, "size": None, "checkpoint": None},
+                toy_protocol(n_subjects=4, n_frames=180), trainer={"name": "quick", "quick_shapes": False, "epochs": 1,
+                                                                    "batch_size": 2, "device": "cpu"}))
+    assert census() == before
