@@ -193,6 +193,26 @@ def free_run_memory() -> None:
             pass
 
 
+def limit_heap_retention(threshold: int = 128 * 1024) -> None:
+    """Serve every allocation of ``threshold`` bytes or more with its own ``mmap`` (glibc ``mallopt``).
+
+    glibc starts with this threshold but raises it (up to 32 MB) each time a large block is freed,
+    after which tensors and arrays come from the heap, where freed space is kept (fragmented,
+    across per-thread arenas) and counted in RSS. A fixed threshold gives large blocks back to the
+    OS when freed. Measured on one RhythmMamba training step at its quick shapes (batch 4, 64
+    frames, 32 px, 2 threads): peak RSS 2.0–2.6 GB with the default, 1.5 GB with this, and no
+    slower (mallopt(3): M_MMAP_THRESHOLD). A no-op where the C library is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak_rss() -> None:
     """Restart this process's peak-RSS count (Linux ``/proc/self/clear_refs``; elsewhere a no-op)."""
     try:
@@ -325,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd not in names:
         print(f"unknown command {cmd!r}; valid: {', '.join(names)}", file=sys.stderr)
         return 2
+    limit_heap_retention()
     return int(_command(cmd)(rest) or 0)
 
 
