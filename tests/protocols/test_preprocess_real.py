@@ -155,15 +155,15 @@ def test_sigkill_of_the_parent_alone_kills_its_workers(tmp_path):
     5 s (before: they finished their record and hung on their pipe forever), and a re-run completes
     with the same cache as a serial run."""
     root = tmp_path / "data"
-    _folder_dataset(root, 6)
+    _folder_dataset(root, 4)
     kw = {"root": str(root), "ppg_fs": 60.0}
     cfg = PreprocessConfig(size=24, detection="every", detect_every=1, no_face="full_frame")
-    workers, alive = _start_and_kill(kw, tmp_path / "killed", 6, group=False)
+    workers, alive = _start_and_kill(kw, tmp_path / "killed", 4, group=False)
     assert len(workers) >= 2, f"expected 2 worker processes, found {workers}"
     assert alive == [], f"worker processes {alive} outlived their killed parent"
     run_preprocess("folder", kw, cfg, tmp_path / "clean", workers=0, progress=False)
     summary = run_preprocess("folder", kw, cfg, tmp_path / "killed", workers=2, progress=False)
-    assert summary["counts"]["failed"] == 0 and summary["counts"]["done"] + summary["counts"]["cached"] == 6
+    assert summary["counts"]["failed"] == 0 and summary["counts"]["done"] + summary["counts"]["cached"] == 4
     assert not list((tmp_path / "killed").glob("*/*/.*.tmp-*"))
     assert _snapshot(tmp_path / "killed") == _snapshot(tmp_path / "clean")
 
@@ -172,8 +172,8 @@ def test_sigterm_stops_the_pool_at_once_and_removes_temp_folders(tmp_path):
     """SIGTERM (a scheduler's cancel) of the parent: it exits with 143 without finishing the records in
     flight, takes its workers with it and leaves no temp folder behind."""
     root = tmp_path / "data"
-    _folder_dataset(root, 6)
-    workers, alive = _start_and_kill({"root": str(root), "ppg_fs": 60.0}, tmp_path / "cache", 6, group=False, sig=signal.SIGTERM)
+    _folder_dataset(root, 4)
+    workers, alive = _start_and_kill({"root": str(root), "ppg_fs": 60.0}, tmp_path / "cache", 4, group=False, sig=signal.SIGTERM)
     assert len(workers) >= 2 and alive == []
     assert not list((tmp_path / "cache").glob("*/*/.*.tmp-*"))
 
