@@ -267,12 +267,14 @@ def _process(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: 
     Concurrency: the record's file lock is held from the "is it finished?" check to the publish,
     so of two processes that need the same record one builds it and the other waits, then reuses it.
     """
+    from filelock import Timeout
+
     t0 = time.perf_counter()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     lock = _record_lock(out_dir)
     try:
         lock.acquire(timeout=0)
-    except Exception:  # filelock.Timeout: another process is building this record
+    except Timeout:  # another process is building this record
         print(f"[preprocess] waiting for another process building {out_dir}", file=sys.stderr)
         lock.acquire()
     try:
