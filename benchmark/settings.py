@@ -323,6 +323,29 @@ def check_chunk_length(frames: int, records: Sequence[tuple[str, Any]], split: s
 _OWN_PACKAGES = ("benchmark", "protocols", "methods", "lq_rppg", "hydra", "omegaconf")
 
 
+def _fold(lines: list[str]) -> str:
+    """Message lines → one line: a list after a ``header:`` becomes ``header: a, b, c``; hydra's
+    "Config search path" appendix is dropped.
+
+    >>> _fold(["Could not find 'method/x'", "Available options in 'method':", "chrom", "pos", "Config search path:", "p"])
+    "Could not find 'method/x'; Available options in 'method': chrom, pos"
+    """
+    out, in_list = "", False
+    for ln in lines:
+        if ln.startswith("Config search path"):
+            break
+        if not out:
+            out = ln
+        elif out.endswith(":"):
+            out, in_list = f"{out} {ln}", " " not in ln
+        elif in_list and " " not in ln:
+            out = f"{out}, {ln}"
+        else:
+            out, in_list = out + (" " if out[-1] in ".;!?" else "; ") + ln, False
+        in_list = in_list or out.endswith(":")
+    return out
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line (``error: <this>``): its message with newlines folded; the type is
     named when the exception comes from outside the project (e.g. ``RuntimeError: ...`` from torch).
@@ -334,7 +357,11 @@ def one_line(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and type(cause).__module__.startswith("omegaconf"):
         parts.append(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
-    msg = "; ".join(s for p in parts for s in (x.strip() for x in p.splitlines()) if s)
+        parent = getattr(cause, "parent_node", None)  # an unknown key: list the valid ones
+        if parent is not None and hasattr(parent, "keys") and "not in struct" in parts[-1]:
+            parts.append(f"valid keys under {str(getattr(cause, 'full_key', '')).rpartition('.')[0] or 'the top level'!r}: "
+                         f"{sorted(str(k) for k in parent.keys())}")
+    msg = _fold([x.strip() for p in parts for x in p.splitlines() if x.strip()])
     if not msg:
         return type(exc).__name__
     tb, raised_in = exc.__traceback__, ""
