@@ -240,6 +240,9 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
         configure_determinism(int(tcfg.get("threads", TrainerConfig.threads)), bool(tcfg.get("deterministic", TrainerConfig.deterministic)))
     seed_everything(seed)
     method = create_method(**settings.method)
+    ckpt_path = getattr(method.cfg, "checkpoint", None) if neural else None
+    if ckpt_path and not Path(ckpt_path).is_file():  # before any data work, like every config check
+        raise FileNotFoundError(f"checkpoint file not found: {ckpt_path} (method.checkpoint)")
     ecfg = EvalConfig.from_dict({**(plain.get("eval") or {}), "seed": seed})
     protocol = Protocol.from_config(plain["protocol"])
     pp = dict(plain.get("preprocess") or {})

@@ -226,8 +226,8 @@ def _cli_run(args, monkeypatch, tmp_path, capsys, env=None):
 @pytest.mark.parametrize("args, message", [
     (["method=physformer", "trainer.epochs=0"], "error: trainer.epochs must be >= 1, got 0 (set by command line)"),
     (["method=physformer", "trainer.epoch=3"], "error: Could not override 'trainer.epoch'."),
-    (["method=physformer", "method.checkpoint=/no/such/file.pth", "trainer.epochs=1", "protocol.datasets.lab.n_subjects=2"],
-     "error: checkpoint file not found: /no/such/file.pth"),
+    (["method=physformer", "method.checkpoint=/no/such/file.pth"],
+     "error: checkpoint file not found: /no/such/file.pth (method.checkpoint)"),
 ])
 def test_run_errors_print_one_line(args, message, monkeypatch, tmp_path, capsys):
     rc, cap = _cli_run(args, monkeypatch, tmp_path, capsys)
@@ -235,6 +235,7 @@ def test_run_errors_print_one_line(args, message, monkeypatch, tmp_path, capsys)
     err = [ln for ln in cap.err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith(message), cap.err
     assert "Traceback" not in cap.err + cap.out
+    assert not (tmp_path / "cache").exists(), "rejected before any data work"
 
 
 def test_run_error_traceback_with_verbose(monkeypatch, tmp_path, capsys):
