@@ -78,12 +78,17 @@ def trainer_keys() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainerConfig)) + TRAINER_META_KEYS
 
 
+def _base_config() -> Any:
+    """``benchmark/conf/config.yaml`` as written (interpolations unresolved)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(Path(__file__).parent / "conf" / "config.yaml")
+
+
 def top_level_keys() -> tuple[str, ...]:
     """Top-level keys of ``benchmark/conf/config.yaml`` and its config groups (a key added there is
     valid everywhere)."""
-    from omegaconf import OmegaConf
-
-    base = OmegaConf.load(Path(__file__).parent / "conf" / "config.yaml")
+    base = _base_config()
     groups = []
     for d in base.get("defaults", []):
         if isinstance(d, str) and d != "_self_":
@@ -139,6 +144,7 @@ def check_config(plain: Mapping[str, Any]) -> None:
     _unknown("eval", plain.get("eval") or {}, [f.name for f in dataclasses.fields(EvalConfig)])
     _unknown("preprocess", plain.get("preprocess") or {}, [f.name for f in dataclasses.fields(PreprocessConfig)])
     _unknown("tracking", plain.get("tracking") or {}, TRACKING_KEYS)
+    _unknown("paths", plain.get("paths") or {}, _base_config().get("paths") or {})
     bad = _non_finite({k: v for k, v in plain.items() if k != "hydra"}, "")
     if bad:
         raise ConfigError(f"non-finite number in the config: {bad}")

@@ -98,6 +98,7 @@ def test_variant_trainer_block_beats_method_preset_not_command_line():
     ("+labels.transform=[]", "labels"),
     ("+preprocess.sise=36", "preprocess"),
     ("+tracking.exp=x", "tracking"),
+    ("+paths.ubfc=/data", "paths"),           # the dataset-root key is ubfc_rppg
     ("+sed=3", "top level"),
     ("dataset=ubfc_rppg", "top level"),       # a preprocess option; `run` would ignore it
 ])
