@@ -1618,7 +1618,7 @@ def write_experiment_md(path: Path, r: Mapping[str, Any], runs: pd.DataFrame, su
          "Training labels = `label_noise(severity)` → the mode's transforms → the method's own label type; "
          "validation labels likewise; the test split is scored against the untouched PPG. The unit of every "
          "statistic is one test record in one seed (its absolute HR error averaged over its 10-s windows); "
-         "CIs are expanded-percentile bootstraps of the mean over those units (`benchmark/stats.py`); paired tests are Wilcoxon signed-rank over "
+         "CIs are expanded-percentile bootstraps of the mean over those units (`benchmark/stats/`); paired tests are Wilcoxon signed-rank over "
          "(record, seed) pairs present in both arms, with Benjamini–Hochberg q over all tests in the table.", "",
          "## Headline", "", *headline(summary, tests), ""]
     for fig in [f for f in (figure, *extra_figures) if f is not None]:
