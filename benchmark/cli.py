@@ -323,7 +323,7 @@ COMMANDS = {
 #: Commands defined in other modules, imported only when one of them runs (the label-quality lab
 #: imports scipy, pandas and torch at module level): command → module whose ``COMMANDS`` has it.
 MODULE_COMMANDS = {"label-report": "benchmark.label_lab", "label-experiment": "benchmark.label_lab",
-                   "report": "benchmark.report", "stats-selftest": "benchmark.stats"}
+                   "report": "benchmark.report", "stats-selftest": "benchmark.stats", "realism": "benchmark.realism"}
 
 
 def _command(name: str) -> Any:
