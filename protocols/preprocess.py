@@ -30,6 +30,10 @@
 * every run ends with a summary — per record: done / cached / skipped / failed, the face source
   (``known``, ``haar_first``, ``haar_median``, ``full_frame_fallback``, ...) — which is printed and
   returned (:func:`run_preprocess`) or filled into the ``summary`` dict given to :func:`preprocess`.
+
+Parts live beside this module and are re-exported from it: the cache on disk
+(:mod:`protocols.cache_store`), face boxes (:mod:`protocols.face_box`) and the lifetime of worker
+processes (:mod:`protocols.workers`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ import cv2
 import numpy as np
 
 from protocols.base import DatasetFormatError, Loader, Record, check_record_id
+from protocols.cache_store import (  # noqa: F401 - re-exported: protocols.preprocess is the public entry point
+    CachedRecord, _child, _finished, _info_from_cache, _jsonable, _publish, _record_lock, load_cached,
+)
+from protocols.face_box import BLOCK_BYTES, block_frames, detect_face, enlarge_box, find_face_box, haar_cascade  # noqa: F401
+from protocols.workers import (  # noqa: F401
+    PARENT_POLL_S, _die_with_parent, _pid_alive, _sigterm_exit, _stop_pool, clear_stale,
+)
 
 
 class NoFaceError(DatasetFormatError):
@@ -82,173 +93,9 @@ class PreprocessConfig:
         return f"s{self.size}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
-@dataclass(frozen=True)
-class CachedRecord:
-    """A preprocessed record: frames (T, S, S, 3) uint8 memmap, ppg (T,) float32 per frame."""
-
-    id: str
-    subject: str
-    dataset: str
-    fps: float
-    frames: np.ndarray
-    ppg: np.ndarray
-    meta: dict[str, Any]
-    path: Path
-
-    def __len__(self) -> int:
-        return len(self.ppg)
-
-
-# -- face boxes ----------------------------------------------------------------------------------
-_CASCADE: Any = None
-
-
-def haar_cascade() -> Any:
-    """OpenCV's frontal-face Haar cascade (shipped with opencv-python), loaded once per process."""
-    global _CASCADE
-    if _CASCADE is None:
-        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        _CASCADE = cv2.CascadeClassifier(path)
-        if _CASCADE.empty():  # pragma: no cover - broken OpenCV install
-            raise RuntimeError(f"could not load Haar cascade {path}")
-    return _CASCADE
-
-
-def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Widest Haar-cascade face box (x, y, w, h) in an RGB uint8 frame, or None."""
-    gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    faces = haar_cascade().detectMultiScale(gray)
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda b: b[2])
-    return int(x), int(y), int(w), int(h)
-
-
-def enlarge_box(box: tuple[int, int, int, int], coef: float, height: int, width: int) -> tuple[int, int, int, int]:
-    """Scale a box about its centre and clip it to the frame → (x0, y0, x1, y1).
-
-    Unlike the toolbox, the enlarged box stays centred on the face (the toolbox clamps the corner at 0
-    without shifting, which makes boxes near the border off-centre).
-    """
-    x, y, w, h = box
-    cx, cy = x + w / 2, y + h / 2
-    nw, nh = w * coef, h * coef
-    x0 = int(round(max(0.0, cx - nw / 2)))
-    y0 = int(round(max(0.0, cy - nh / 2)))
-    x1 = int(round(min(float(width), cx + nw / 2)))
-    y1 = int(round(min(float(height), cy + nh / 2)))
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise ValueError(f"face box {box} is outside the {width}x{height} frame")
-    return x0, y0, x1, y1
-
-
-#: Upper bound on the bytes of one decoded block of frames (uint8 RGB).
-BLOCK_BYTES = 8 * 1024**2
-
-
-def block_frames(height: int, width: int, max_block: int = 64) -> int:
-    """Frames per streamed block so that a block stays under :data:`BLOCK_BYTES` (≥ 1, ≤ ``max_block``).
-
-    >>> block_frames(480, 640), block_frames(1024, 1024), block_frames(72, 72)
-    (9, 2, 64)
-    """
-    return max(1, min(max_block, BLOCK_BYTES // max(1, height * width * 3)))
-
-
-def find_face_box(record: Record, cfg: PreprocessConfig) -> tuple[tuple[int, int, int, int] | None, dict[str, Any]]:
-    """The (x, y, w, h) box to crop for the whole record and a note of how it was found."""
-    h, w = record.frames.height, record.frames.width
-    if cfg.use_known_box and record.meta.get("face_box") is not None:
-        return tuple(int(v) for v in record.meta["face_box"]), {"face_source": "known"}  # type: ignore[return-value]
-    if cfg.detection == "none":
-        return (0, 0, w, h), {"face_source": "full_frame_configured"}
-    boxes: list[tuple[int, int, int, int]] = []
-    n_tried = 0
-    step = 1 if cfg.detection == "first" else max(1, cfg.detect_every)
-    idx = 0
-    blk = 1 if cfg.detection == "first" else block_frames(h, w)
-    for block in record.frames.iter_blocks(blk):
-        for i in range(len(block)):
-            if (idx + i) % step == 0:
-                n_tried += 1
-                b = detect_face(block[i])
-                if b is not None:
-                    boxes.append(b)
-                if cfg.detection == "first":
-                    break
-        idx += len(block)
-        if cfg.detection == "first":
-            break
-    note: dict[str, Any] = {"face_detections": len(boxes), "face_detection_attempts": n_tried}
-    if boxes:
-        med = np.median(np.asarray(boxes, dtype=np.float64), axis=0)
-        note["face_source"] = "haar_first" if cfg.detection == "first" else "haar_median"
-        return tuple(int(round(v)) for v in med), note  # type: ignore[return-value]
-    note["face_source"] = "none"
-    return None, note
-
-
-# -- cache ---------------------------------------------------------------------------------------
+# -- one record (the cache on disk: protocols.cache_store) ---------------------------------------
 def record_dir(cache_root: str | Path, loader: Loader, cfg: PreprocessConfig, record_id: str) -> Path:
     return _child(Path(cache_root) / loader.key() / cfg.key(), record_id)
-
-
-def _child(base: Path, record_id: str) -> Path:
-    """``base / record_id``, refusing an id that is not one safe folder name (``..``, ``a/b``, ...)."""
-    check_record_id(record_id, f"cache {base}")
-    return base / record_id
-
-
-def _finished(path: Path, fingerprint: str | None) -> bool:
-    """Whether ``path`` holds a finished record made from the same source files.
-
-    ``fingerprint`` None (generated data, identified by the loader key in the path) accepts any
-    finished record; otherwise the record's ``source_fingerprint`` must match (edited files → rebuild).
-    """
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except FileNotFoundError:
-        return False
-    except ValueError:  # unreadable meta: not a usable record
-        return False
-    return fingerprint is None or meta.get("source_fingerprint") == fingerprint
-
-
-def _record_lock(out_dir: Path) -> Any:
-    """Inter-process lock of one cache record (``.<id>.lock`` beside it; ``filelock``: fcntl/msvcrt,
-    released by the OS when its holder dies, so a killed run never leaves it locked)."""
-    from filelock import FileLock
-
-    return FileLock(str(out_dir.parent / f".{out_dir.name}.lock"))
-
-
-def load_cached(path: str | Path) -> CachedRecord:
-    """Open a finished cache folder (frames memory-mapped read-only)."""
-    path = Path(path)
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
-        raise DatasetFormatError(path, "not a finished cache record (meta.json missing)")
-    meta = json.loads(meta_file.read_text())
-    frames = np.load(path / "frames.npy", mmap_mode="r")
-    ppg = np.load(path / "ppg.npy")
-    return CachedRecord(
-        id=meta["id"], subject=meta["subject"], dataset=meta["dataset"], fps=float(meta["fps"]),
-        frames=frames, ppg=ppg, meta=meta.get("meta", {}), path=path,
-    )
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return v
 
 
 def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path, fingerprint: str | None = None) -> CachedRecord | None:
@@ -341,100 +188,8 @@ def _process_locked(record: Record, cfg: PreprocessConfig, out_dir: Path, finger
     return cached, _info_from_cache(cached, "done", t0)
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temp folder into place (under the record's lock). A stale record (edited
-    source files) is first renamed to a hidden ``.<id>.old.tmp-PID`` and removed after, so the
-    final name always holds a complete record or nothing."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old.tmp-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _info_from_cache(cached: CachedRecord, status: str, t0: float) -> dict[str, Any]:
-    meta = json.loads((cached.path / "meta.json").read_text())
-    return {"id": cached.id, "status": status, "face_source": meta.get("face_source", "?"), "n_frames": len(cached),
-            "seconds": round(time.perf_counter() - t0, 3)}
-
-
 # -- runs over many records ----------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a killed worker whose parent died too may
-    linger unreaped as a zombie, e.g. in containers whose init does not reap)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-def clear_stale(base: str | Path) -> list[Path]:
-    """Remove temporary folders left by killed runs (their writer process is gone); returns them.
-
-    Temporary folders of processes still alive (a concurrent run on the same cache) are left alone.
-    """
-    removed = []
-    base = Path(base)
-    if not base.exists():
-        return removed
-    for tmp in base.glob(".*.tmp-*"):
-        try:
-            pid = int(tmp.name.rsplit("-", 1)[1])
-        except ValueError:
-            pid = -1
-        if pid != os.getpid() and pid > 0 and _pid_alive(pid):
-            continue
-        shutil.rmtree(tmp, ignore_errors=True)
-        removed.append(tmp)
-    return removed
-
-
 _WORKER_LOADER: Loader | None = None
-#: How often (s) a worker checks that its parent is alive where the kernel cannot tell it (non-Linux).
-PARENT_POLL_S = 0.5
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this worker process end when ``parent_pid`` dies, even by SIGKILL.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (prctl(2)) — the kernel kills the worker when the
-    thread that started it exits; other systems (and as a second line on Linux): a daemon thread
-    that polls ``os.getppid()`` and calls ``os._exit`` once the worker has been re-parented.
-    Without this a worker of a killed run finishes its record and then blocks forever reading its
-    task pipe. Hand-written because no maintained library offers it for concurrent.futures workers.
-    """
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # pragma: no cover - unusual libc
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the line above ran
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_POLL_S)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="rppg-parent-watch", daemon=True).start()
 
 
 def _worker_init(loader: Loader | None, parent_pid: int | None = None) -> None:
@@ -442,19 +197,6 @@ def _worker_init(loader: Loader | None, parent_pid: int | None = None) -> None:
     _WORKER_LOADER = loader
     if parent_pid is not None:
         _die_with_parent(parent_pid)
-
-
-def _stop_pool(ex: Any) -> None:
-    """Stop a process pool now (on an error, Ctrl-C or SIGTERM): cancel queued records and kill the
-    workers instead of waiting for the records they are processing (their temp folders are removed
-    by the next run's :func:`clear_stale`)."""
-    procs = list((getattr(ex, "_processes", None) or {}).values())  # CPython's executor keeps them here
-    ex.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.kill()
-    for proc in procs:
-        proc.join(timeout=5)
 
 
 def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader: Loader | None = None,
@@ -773,7 +515,3 @@ def run_preprocess(
             signal.signal(signal.SIGTERM, previous)
     summary["dataset_name"] = dataset_name
     return summary
-
-
-def _sigterm_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
