@@ -576,10 +576,7 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
             n_boot = int(v)
         else:
             rest.append(a)
-    try:
-        cfg = compose(rest, method=False)
-    except TypeError:  # compose without the method switch
-        cfg = compose(rest)
+    cfg = compose(rest, method=False)
     tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
     lb = write_leaderboard("results", cfg.tracking.experiment, publish=publish, n_boot=n_boot)
     print(to_markdown(lb, figures="figures" if publish else "figures/local"))

@@ -152,10 +152,7 @@ def cmd_report(argv: Sequence[str]) -> int:
             n_boot = int(v)
         else:
             rest.append(a)
-    try:
-        cfg = compose(rest, method=False)
-    except TypeError:  # compose without the method switch
-        cfg = compose(rest)
+    cfg = compose(rest, method=False)
     tracking.setup(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifacts)
     try:
         path = write_report("results", cfg.tracking.experiment, protocol=protocol, n_boot=n_boot)

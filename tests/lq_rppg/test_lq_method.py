@@ -159,6 +159,7 @@ def test_ablation_yamls_create_methods():
                                       "lq_rppg_lloyd"}
     for f in files:
         node = yaml.safe_load(f.read_text())
+        assert node.pop("defaults")[0] == "lq_rppg"  # composed on the method's registered defaults
         assert node.pop("name") == "lq_rppg"
         assert node.pop("variant") == f.stem  # shown as its own leaderboard row
         m = create_method("lq_rppg", **node)
