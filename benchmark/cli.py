@@ -200,8 +200,10 @@ def limit_heap_retention(threshold: int = 128 * 1024) -> None:
     after which tensors and arrays come from the heap, where freed space is kept (fragmented,
     across per-thread arenas) and counted in RSS. A fixed threshold gives large blocks back to the
     OS when freed. Measured on one RhythmMamba training step at its quick shapes (batch 4, 64
-    frames, 32 px, 2 threads): peak RSS 2.0–2.6 GB with the default, 1.5 GB with this, and no
-    slower (mallopt(3): M_MMAP_THRESHOLD). A no-op where the C library is not glibc.
+    frames, 32 px, 2 threads): peak RSS 2.0–2.6 GB with the default, 1.5 GB with this
+    (mallopt(3): M_MMAP_THRESHOLD). But every large tensor then costs an mmap and fresh zeroed pages:
+    an LQ-rPPG training step took 8.0 s instead of 5.4 s side by side, so it is opt-in
+    (``RPPG_BENCH_LOW_MEMORY=1``). A no-op where the C library is not glibc.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -345,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd not in names:
         print(f"unknown command {cmd!r}; valid: {', '.join(names)}", file=sys.stderr)
         return 2
-    limit_heap_retention()
+    if os.environ.get("RPPG_BENCH_LOW_MEMORY", "").lower() in ("1", "true", "yes"):
+        # Opt-in: measured side by side on an LQ-rPPG training step (quick shapes, 2 threads), the fixed
+        # threshold cost +49 % time per step (8.0 vs 5.4 s) for its lower peak RSS.
+        limit_heap_retention()
     return int(_command(cmd)(rest) or 0)
 
 
