@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,27 @@ def check_record_id(rid: str, where: str) -> str:
                                         f"contains a path separator or a control character); use "
                                         f"protocols.base.safe_record_id → {safe_record_id(rid) if rid else '?'!r}")
     return rid
+
+
+def rebuffer(chunks: Iterable[np.ndarray], block: int) -> Iterator[np.ndarray]:
+    """Regroup a stream of frame arrays (t_i, ...) into blocks of ``block`` frames (the last may be shorter).
+
+    >>> [len(b) for b in rebuffer((np.zeros((n, 1)) for n in (3, 4, 2)), 4)]
+    [4, 4, 1]
+    """
+    block = max(int(block), 1)
+    pending: list[np.ndarray] = []
+    have = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        have += len(chunk)
+        while have >= block:
+            buf = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
+            yield buf[:block]
+            rest = buf[block:]
+            pending, have = ([rest] if len(rest) else []), len(rest)
+    if have:
+        yield np.concatenate(pending, axis=0)
 
 
 class FrameSource:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from protocols.base import FrameSource
+from protocols.base import FrameSource, rebuffer
 from protocols.synthetic.legacy_world import (
     _APPEARANCE,
     _CHUNK,
@@ -212,21 +212,9 @@ class SyntheticFrames(FrameSource):
         self.height = self.width = plan.size
 
     def _read(self, block: int) -> Iterator[np.ndarray]:
-        block = max(int(block), 1)
         scene = _build_scene(self._plan)
-        pending: list[np.ndarray] = []
-        have = 0
-        for c0 in range(0, self.n_frames, _CHUNK):
-            chunk = _render_chunk(self._plan, scene, c0, min(c0 + _CHUNK, self.n_frames))
-            pending.append(chunk)
-            have += len(chunk)
-            while have >= block:
-                buf = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
-                yield buf[:block]
-                rest = buf[block:]
-                pending, have = ([rest] if len(rest) else []), len(rest)
-        if have:
-            yield np.concatenate(pending, axis=0)
+        yield from rebuffer((_render_chunk(self._plan, scene, c0, min(c0 + _CHUNK, self.n_frames))
+                             for c0 in range(0, self.n_frames, _CHUNK)), block)
 
     def render(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) as uint8 (t, H, W, 3), rendering only the chunks needed."""

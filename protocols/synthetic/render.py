@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from protocols.base import FrameSource
+from protocols.base import FrameSource, rebuffer
 from protocols.synthetic import camera
 from protocols.synthetic.light import Source
 from protocols.synthetic.motion import Pose
@@ -229,21 +229,10 @@ class WorldFrames(FrameSource):
         self.n_frames, self.height, self.width = plan.n_frames, plan.height, plan.width
 
     def _read(self, block: int) -> Iterator[np.ndarray]:
-        block = max(int(block), 1)
         scene = build_scene(self._plan)
-        pending: list[np.ndarray] = []
-        have = 0
         step = unit(self._plan)
-        for c0 in range(0, self.n_frames, step):
-            pending.append(render_chunk(self._plan, scene, c0, min(c0 + step, self.n_frames)))
-            have += len(pending[-1])
-            while have >= block:
-                buf = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
-                yield buf[:block]
-                rest = buf[block:]
-                pending, have = ([rest] if len(rest) else []), len(rest)
-        if have:
-            yield np.concatenate(pending, axis=0)
+        yield from rebuffer((render_chunk(self._plan, scene, c0, min(c0 + step, self.n_frames))
+                             for c0 in range(0, self.n_frames, step)), block)
 
     def render(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) as uint8 (t, H, W, 3), rendering only the chunks needed."""
