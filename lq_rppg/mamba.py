@@ -48,6 +48,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 Backend = Literal["auto", "mambapy", "mamba_ssm"]
 BACKENDS = ("auto", "mambapy", "mamba_ssm")
@@ -112,6 +113,10 @@ class Mamba(nn.Module):
     #: A module-hook profiler (thop) sees none of this module's weights: the fused CUDA path reads
     #: them directly instead of calling the sub-modules (models.md §11). Used by ``lq_rppg.profile``.
     fused_kernel_reads_weights = True
+    #: Recompute the pure-PyTorch scan in the backward pass instead of storing its (B, L, E, N)
+    #: intermediates (at the cost of one extra scan forward; results identical).
+    #: Has no effect on the fused ``mamba_ssm`` kernel, which stores no states anyway.
+    recompute_scan: bool = True
 
     def __init__(
         self,
@@ -216,6 +221,13 @@ class Mamba(nn.Module):
             scan = _mamba_ssm_scan()
             return scan(x.contiguous(), dt.contiguous(), a, b, c, d.float(), z=z.contiguous(),
                         delta_bias=dt_proj.bias.float(), delta_softplus=True)
+        if torch.is_grad_enabled() and self.recompute_scan:
+            # Training through the pure-PyTorch scan keeps every (B, L, E, N) intermediate of the
+            # parallel scan for the backward pass: RhythmMamba's quick preset peaked at 4.5 GB RSS.
+            # Recomputing the scan in backward instead (activation checkpointing of this one
+            # deterministic, RNG-free function) keeps only its (B, E, L)-sized inputs and gives
+            # bit-identical outputs and gradients (tests/lq_rppg/test_lq_mamba.py).
+            return checkpoint(selective_scan_ref, x, dt, a, b, c, d, z, dt_proj.bias, use_reentrant=False)
         return selective_scan_ref(x, dt, a, b, c, d, z, dt_proj.bias)
 
     def forward(self, hidden_states: Tensor) -> Tensor:

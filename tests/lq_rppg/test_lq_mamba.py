@@ -137,3 +137,32 @@ def test_mambapy_and_mamba_ssm_backends_agree():
             set_backend(m, "mamba_ssm")
             got = m(x)
         torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_recomputed_scan_gives_identical_gradients_and_stores_less():
+    """Training recomputes the pure-PyTorch scan in backward (``Mamba.recompute_scan``): the output
+    and every gradient are bit-identical to storing the scan, while the tensors autograd keeps for
+    backward shrink (RhythmMamba quick peaked at 4.5 GB RSS with them stored)."""
+
+    def run(recompute: bool):
+        torch.manual_seed(0)
+        m = Mamba(d_model=32, d_state=16, expand=2, bimamba=True, backend="mambapy")
+        m.recompute_scan = recompute
+        x = torch.randn(4, 24, 32, requires_grad=True)
+        saved = []
+
+        def pack(t):
+            saved.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = m(x)
+        (y ** 2).sum().backward()
+        return y.detach(), [x.grad] + [p.grad for p in m.parameters()], sum(saved)
+
+    y0, g0, stored0 = run(False)
+    y1, g1, stored1 = run(True)
+    assert torch.equal(y0, y1)
+    assert all(torch.equal(a, b) for a, b in zip(g0, g1))
+    # (B, L, E, N) = 4·24·64·16 elements per scan intermediate; several per direction when stored
+    assert stored1 < stored0 / 3, (stored0, stored1)
