@@ -232,7 +232,7 @@ class RhythmMamba(NeuralMethod):
                     "scheduler": "onecycle"}
     #: CPU-quick preset: 64-frame chunks (32 tokens after the stride-2 stem) at 32×32 and 3 epochs:
     #: its 24 selective scans run through mambapy's pure-PyTorch scan on CPU, the slowest part here.
-    quick = {"frames": 64, "size": 32, "epochs": 3}
+    quick = {"frames": 64, "size": 32, "epochs": 3, "batch_size": 2}
 
     @dataclass
     class Config:
