@@ -139,7 +139,7 @@ def test_mambapy_and_mamba_ssm_backends_agree():
         torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-4)
 
 
-def test_recomputed_scan_gives_identical_gradients_and_stores_less():
+def test_recomputed_scan_gives_identical_gradients_and_stores_less(monkeypatch):
     """Training recomputes the pure-PyTorch scan in backward (``Mamba.recompute_scan``): the output
     and every gradient are bit-identical to storing the scan, while the tensors autograd keeps for
     backward shrink (RhythmMamba quick peaked at 4.5 GB RSS with them stored)."""
@@ -161,6 +161,8 @@ def test_recomputed_scan_gives_identical_gradients_and_stores_less():
         return y.detach(), [x.grad] + [p.grad for p in m.parameters()], sum(saved)
 
     y0, g0, stored0 = run(False)
+    assert run(True)[2] == stored0  # 4·24·64·16 states: below RECOMPUTE_MIN_STATES, stored as before
+    monkeypatch.setattr("lq_rppg.mamba.RECOMPUTE_MIN_STATES", 4 * 24 * 64 * 16)
     y1, g1, stored1 = run(True)
     assert torch.equal(y0, y1)
     assert all(torch.equal(a, b) for a, b in zip(g0, g1))
