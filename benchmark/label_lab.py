@@ -387,11 +387,11 @@ def train_learned_quantizers(
     steps = max(1, int(steps))
     cfg = TrainerConfig(epochs=-(-steps // per_epoch), batch_size=batch_size, optimizer="adamw", lr=lr,
                         weight_decay=0.0, scheduler="onecycle", select="last", device="cpu", resume=False,
-                        progress=False, max_batches_per_epoch=min(per_epoch, steps))
+                        progress=False, max_batches_per_epoch=min(per_epoch, steps), threads=1)
     dataset = [{"label": y} for y in data]
-    # ~800-parameter models: intra-op threads only add overhead (and stall badly on a shared CPU)
+    # ~800-parameter models: intra-op threads only add overhead and stall badly on a shared CPU (the
+    # trainer applies ``threads``: with its default 2, four steps took 30 s on a busy 2-core machine)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="lq-quantizers-") as run_dir:
             Trainer(cfg, run_dir, seed=int(seed)).fit(_Quantizers(), dataset, None)  # type: ignore[arg-type]
