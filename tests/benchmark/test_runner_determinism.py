@@ -33,7 +33,8 @@ cfg = {
     "method": {"name": "physformer", "frames": 32, "size": 32, "dim": 24, "ff_dim": 32, "num_heads": 2, "num_layers": 3},
     "protocol": conftest.toy_protocol(n_subjects=4, n_frames=150),
     "trainer": {"name": "quick", "quick_shapes": False, "epochs": 2, "batch_size": 2, "optimizer": "adamw", "lr": 3e-3,
-                "scheduler": "onecycle", "select": "val_loss", "device": "cpu", "amp": "none", "max_batches_per_epoch": 2},
+                "scheduler": "onecycle", "select": "val_loss", "device": "cpu", "amp": "none", "max_batches_per_epoch": 2,
+                "threads": 1},  # fixed by the config: the processes below differ in OMP_NUM_THREADS; 1 each fits 2 cores
     "labels": {"name": "clean", "transforms": []},
     "eval": {"window_s": 5.0, "n_boot": 0},
     "tracking": {"uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "det", "artifacts": f"{tmp}/art"},
