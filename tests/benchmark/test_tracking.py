@@ -84,7 +84,8 @@ def _cfg(tmp: Path, store: Path, method: dict, **over) -> dict:
         "method": method,
         "protocol": toy_protocol(n_subjects=4, n_frames=180),
         "trainer": {"name": "quick", "quick_shapes": False, "epochs": 3, "batch_size": 2, "optimizer": "adamw",
-                    "lr": 1e-2, "scheduler": "onecycle", "select": "val_loss", "device": "cpu", "amp": "none"},
+                    "lr": 1e-2, "scheduler": "onecycle", "select": "val_loss", "device": "cpu", "amp": "none",
+                    "threads": 1},  # two children train at once on 2 cores
         "labels": {"name": "clean", "transforms": []},
         "eval": {"window_s": 5.0, "overlap": 0.0, "band": [0.75, 2.5], "n_boot": 50},
         "tracking": {"uri": f"sqlite:///{store}/mlflow.db", "experiment": "test", "artifacts": str(store / "art")},
