@@ -87,6 +87,9 @@ def test_runs_dedup_and_subject_level_table(store):
     assert "lb/p/clean/green/ba_loa_hi" in rec.data.metrics
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(rec.info.run_id)}
     assert {"leaderboard.local.md", "leaderboard_pairs.local.csv", "cd_p.png", "ba_p.png"} <= arts
+    # beside the runs' artifacts (tracking.artifacts), not in ./mlruns of the working folder
+    assert exp.artifact_location == (store / "art").resolve().as_uri() + "/lb-leaderboard"
+    assert not (store / "mlruns").exists()
 
 
 def test_mismatched_subjects_are_reported_not_compared(store):
