@@ -227,13 +227,9 @@ def free_run_memory() -> None:
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
     gc.collect()
-    if sys.platform.startswith("linux"):
-        import ctypes
+    from benchmark.memory import trim_heap
 
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
+    trim_heap()
 
 
 def limit_heap_retention(threshold: int = 128 * 1024) -> None:

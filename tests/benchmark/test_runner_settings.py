@@ -39,7 +39,7 @@ def test_command_line_beats_method_quick_preset():
     assert s.sources["trainer.epochs"] == s.sources["trainer.lr"] == COMMAND_LINE
     # what the user did not set still comes from the method preset, then the trainer preset
     assert s.trainer["select"] == "val_mae" and s.sources["trainer.select"] == "physformer quick preset"
-    assert s.trainer["batch_size"] == 4 and s.sources["trainer.batch_size"] == "trainer preset quick"
+    assert s.trainer["optimizer"] == "adamw" and s.sources["trainer.optimizer"] == "trainer preset quick"
     line = s.line()
     assert "epochs=1 (command line)" in line and "lr=0.1 (command line)" in line
     assert "select=val_mae (physformer quick preset)" in line and "\n" not in line
@@ -60,7 +60,8 @@ def test_setting_equal_to_the_trainer_preset_still_wins():
 def test_nothing_explicit_keeps_todays_presets():
     quick = _settings(["method=physformer"])
     assert {k: quick.trainer[k] for k in ("epochs", "lr", "select", "batch_size")} == \
-        {"epochs": 8, "lr": 3e-3, "select": "val_mae", "batch_size": 4}
+        {"epochs": 8, "lr": 3e-3, "select": "val_mae", "batch_size": 2}
+    assert quick.sources["trainer.batch_size"] == "physformer quick preset"
     assert (quick.method["frames"], quick.method["size"]) == (64, 64)
     paper = _settings(["method=physformer", "trainer=paper"])
     assert {k: paper.trainer[k] for k in ("optimizer", "lr", "weight_decay", "epochs", "batch_size", "scheduler", "select")} == \
