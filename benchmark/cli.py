@@ -390,7 +390,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Opt-in: measured side by side on an LQ-rPPG training step (quick shapes, 2 threads), the fixed
         # threshold cost +49 % time per step (8.0 vs 5.4 s) for its lower peak RSS.
         limit_heap_retention()
-    return int(_command(cmd)(rest) or 0)
+    # Every command's error is one line (`error: ...`, exit 1); the traceback with -v/--verbose or
+    # HYDRA_FULL_ERROR=1 (``run`` handles its jobs' errors itself, the same way).
+    verbose = any(a in ("-v", "--verbose") for a in rest) or os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    if cmd != "run":
+        rest = [a for a in rest if a not in ("-v", "--verbose")]
+    try:
+        return int(_command(cmd)(rest) or 0)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - reported as one line; the traceback on request
+        if verbose:
+            raise
+        from benchmark.settings import one_line
+
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        print("(the full traceback: add -v or set HYDRA_FULL_ERROR=1)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

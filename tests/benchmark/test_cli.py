@@ -289,3 +289,18 @@ def test_large_blocks_go_back_to_the_os_when_freed(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         grown[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert grown["limit"] < 40, grown  # the survivors; glibc's default keeps ~320 MB here
+
+
+def test_every_command_reports_an_error_as_one_line_and_the_traceback_on_request(tmp_path, capsys, monkeypatch):
+    """Before, only ``run`` did: ``rppg-bench preprocess`` with a missing dataset root printed a
+    traceback ending in the one useful line."""
+    from benchmark.cli import main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    missing = tmp_path / "no_such_folder"
+    assert main(["preprocess", "dataset=ubfc_rppg", f"dataset.root={missing}"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[0] == f"error: {missing}: ubfc_rppg root folder does not exist"
+    with pytest.raises(Exception, match="root folder does not exist"):
+        main(["preprocess", "dataset=ubfc_rppg", f"dataset.root={missing}", "-v"])
