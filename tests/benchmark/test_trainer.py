@@ -101,21 +101,36 @@ def _cfg(**kw):
     return TrainerConfig(**base)
 
 
-def test_resume_after_crash_mid_epoch_matches_uninterrupted(tmp_path):
+def _weight_norm(method) -> float:
+    """A deterministic 'validation MAE' for ``select=val_mae`` tests: the weights' norm, which grows
+    from the first epoch on here, so the best epoch is the one before the crash below."""
+    return float(sum(p.detach().pow(2).sum() for p in method.get_model().parameters()))
+
+
+@pytest.mark.parametrize("select", ["last", "val_loss", "val_mae"])
+def test_resume_after_crash_mid_epoch_matches_uninterrupted(tmp_path, select):
+    """Under every selection rule the resumed run ends with the uninterrupted run's model and its
+    best epoch/value (issue 17: resume was tested with ``last`` only, so not restoring the
+    best-so-far value of ``val_loss``/``val_mae`` passed)."""
     from benchmark.registry import create_method
 
+    metric = _weight_norm if select == "val_mae" else None
+    cfg = _cfg(select=select, lr=0.2) if select == "val_mae" else _cfg(select=select)
     train, val = _datasets(tmp_path)
     m_ref = create_method("test_tinynet")
-    Trainer(_cfg(select="last"), tmp_path / "ref", seed=3).fit(m_ref, train, val)
+    ref = Trainer(cfg, tmp_path / "ref", seed=3, val_metric=metric).fit(m_ref, train, val)
     # 6 chunks per epoch (2 records x 3 chunks); crash during the 2nd epoch
     train_c, val_c = _datasets(tmp_path, crash_after=6 + 3)
     m_a = create_method("test_tinynet")
     with pytest.raises(KeyboardInterrupt):
-        Trainer(_cfg(select="last"), tmp_path / "run", seed=3).fit(m_a, train_c, val_c)
+        Trainer(cfg, tmp_path / "run", seed=3, val_metric=metric).fit(m_a, train_c, val_c)
     m_b = create_method("test_tinynet")
-    res = Trainer(_cfg(select="last"), tmp_path / "run", seed=3).fit(m_b, train, val)
+    res = Trainer(cfg, tmp_path / "run", seed=3, val_metric=metric).fit(m_b, train, val)
     assert res.resumed_from == ("main", 0)  # epoch 1 (index 0) was the last complete one
     assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    assert res.best == ref.best
+    if select == "val_mae":
+        assert ref.best["main"]["epoch"] == 0  # the best epoch lies before the crash: it must be restored
     for (k, a), (_, b) in zip(m_ref.get_model().state_dict().items(), m_b.get_model().state_dict().items()):
         assert torch.equal(a, b), k
 
