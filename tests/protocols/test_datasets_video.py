@@ -165,3 +165,16 @@ def test_folder_layout_time_units_rate_and_errors(tmp_path):
     (tmp_path / "alice" / "rest.csv").unlink()
     with pytest.raises(DatasetFormatError, match=r"rest\.csv: label file missing"):
         create_dataset("folder", root=tmp_path, ppg_fs=50).record("alice__rest")
+
+
+@pytest.mark.parametrize("unit,scale", [("s", 1.0), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)])
+def test_folder_every_time_unit_aligns_the_label(tmp_path, unit, scale):
+    """Each ``time_unit`` scales the time column correctly (issue 17: ``us`` was never exercised; a
+    wrong factor stretches or squeezes the label against the frames). Absolute Unix-epoch times."""
+    write_video(tmp_path / "walk.avi", frames_rgb(30), FPS)
+    t = np.arange(0, 1.0, 1 / 100)
+    start = 1.7e9 * scale
+    (tmp_path / "walk.csv").write_text("time,ppg\n" + "\n".join(f"{start + v * scale:.6f},{p:.6f}" for v, p in zip(t, sine(t, 1.5), strict=True)))
+    rec = create_dataset("folder", root=tmp_path, time_unit=unit).record("walk")
+    assert unit in rec.meta["label_clock"]
+    np.testing.assert_allclose(rec.ppg, sine(np.arange(30) / FPS, 1.5), atol=2e-3)
