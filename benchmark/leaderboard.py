@@ -320,7 +320,9 @@ HEADER = ("Unit of analysis: **subject** (window errors averaged → record → 
           "⚠ = the MAE CI does not lie below the floor. `rank`: mean Friedman rank over subjects; **bold** / `grp 1` = not "
           "separable from the best by the Nemenyi test (α = 0.05). r = Pearson over windows (uninformative when HRs span "
           "45–150 bpm), CCC = Lin's concordance, ρ = Spearman, r_rm = repeated-measures correlation within subjects, "
-          "BA = Bland–Altman bias and 95 % limits of agreement (bias ± 1.96·SD, repeated-measures SD; no √2).")
+          "BA = Bland–Altman bias and 95 % limits of agreement (bias ± 1.96·SD, repeated-measures SD; no √2). "
+          "Errors are against the HR of the reference PPG (`hr_ref`, the field's convention); where the data carries its "
+          "true beat times (synthetic world v3 tiers) each run also logs `test/true_mae_bpm` and `predictions.csv` has `hr_true`.")
 
 
 def to_markdown(lb: Leaderboard | pd.DataFrame, eff: pd.DataFrame | None = None, *, figures: str = "figures") -> str:

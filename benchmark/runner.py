@@ -141,6 +141,12 @@ class SplitLoader:
         return out
 
 
+def _beat_times(rec: CachedRecord) -> np.ndarray | None:
+    """The record's known true beat times (synthetic world v3: ``meta["beat_times_s"]``), else None."""
+    beats = (getattr(rec, "meta", None) or {}).get("beat_times_s")
+    return None if beats is None else np.asarray(beats, dtype=np.float64)
+
+
 def predict_unsupervised(method: UnsupervisedMethod, records: list[CachedRecord], progress: bool = True) -> list[RecordSignal]:
     from tqdm.auto import tqdm
 
@@ -149,7 +155,8 @@ def predict_unsupervised(method: UnsupervisedMethod, records: list[CachedRecord]
         pred = np.asarray(method.predict(rec.frames, rec.fps), dtype=np.float64)
         if pred.shape != (len(rec),):
             raise ValueError(f"method {method.name!r} returned shape {pred.shape} for a {len(rec)}-frame record")
-        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=False))
+        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=False,
+                                beat_times=_beat_times(rec)))
     return out
 
 
@@ -183,7 +190,8 @@ def predict_neural(method: NeuralMethod, records: list[CachedRecord], *, batch_s
     out = []
     for i, rec in enumerate(records):
         pred = reassemble(len(rec), chunks[i])
-        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=method.signal_is_derivative))
+        out.append(RecordSignal(rec.id, rec.subject, rec.dataset, rec.fps, pred, rec.ppg, derivative=method.signal_is_derivative,
+                                beat_times=_beat_times(rec)))
     return out
 
 
@@ -351,5 +359,7 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
                   f"records that loaded; {len(loader.failed)} failed (failed_records.json)")
             raise RecordsFailedError(loader.failed, run_name)
     print(f"[done] {run_name}: MAE {metrics['mae_bpm']:.2f} bpm (±{metrics['mae_bpm_se']:.2f} SE), RMSE {metrics['rmse_bpm']:.2f}, "
-          f"r {metrics['pearson']:.3f}, {int(metrics['n'])} windows")
+          f"r {metrics['pearson']:.3f}, {int(metrics['n'])} windows"
+          + (f"; against the true HR (known beats): MAE {metrics['true_mae_bpm']:.2f} bpm, reference PPG off by "
+             f"{metrics['ref_vs_true_mae_bpm']:.2f}" if "true_mae_bpm" in metrics else ""))
     return out
