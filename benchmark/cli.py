@@ -12,6 +12,10 @@
     rppg-bench efficiency [device=cpu|cuda] [methods=a,b]   # params, MACs, throughput, memory
     rppg-bench preprocess dataset=NAME dataset.root=PATH [preprocess.size=72] [workers=4]
     rppg-bench perf preprocess VIDEO      # our preprocessing fps vs decode-only fps
+    rppg-bench realism                    # classic methods on each synthetic tier vs published MAEs → results/realism.*
+    rppg-bench label-report [key=value]   # label fidelity and SQIs of raw / band-passed / quantized labels
+    rppg-bench label-experiment [key=value]   # label-noise experiment: methods × severity × label mode × seeds
+    rppg-bench COMMAND --help             # that command's usage
 """
 
 from __future__ import annotations
@@ -375,6 +379,19 @@ def _command(name: str) -> Any:
     return importlib.import_module(MODULE_COMMANDS[name]).COMMANDS[name]
 
 
+def command_help(cmd: str) -> str:
+    """Usage of one command: its lines of this module's overview, then its own docstring (no work is
+    started: before, ``efficiency --help`` began measuring and ``leaderboard --help`` failed to parse)."""
+    import inspect
+
+    lines = [ln.strip() for ln in (__doc__ or "").splitlines() if ln.strip().startswith(f"rppg-bench {cmd} ")
+             or ln.strip() == f"rppg-bench {cmd}"]
+    doc = inspect.getdoc(_command(cmd)) or ""
+    extra = "\nother key=value arguments are hydra overrides, as for `rppg-bench run` (see `rppg-bench run --help`)" \
+        if cmd in ("bench", "preprocess", "leaderboard", "report") else ""
+    return "\n".join(["usage:", *("  " + ln for ln in lines), *([""] + [doc] if doc else [])]) + extra
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names = sorted({*COMMANDS, *MODULE_COMMANDS})
@@ -386,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd not in names:
         print(f"unknown command {cmd!r}; valid: {', '.join(names)}", file=sys.stderr)
         return 2
+    if cmd != "run" and any(a in ("-h", "--help") for a in rest):  # `run --help` is hydra's own
+        print(command_help(cmd))
+        return 0
     if os.environ.get("RPPG_BENCH_LOW_MEMORY", "").lower() in ("1", "true", "yes"):
         # Opt-in: measured side by side on an LQ-rPPG training step (quick shapes, 2 threads), the fixed
         # threshold cost +49 % time per step (8.0 vs 5.4 s) for its lower peak RSS.

@@ -304,3 +304,18 @@ def test_every_command_reports_an_error_as_one_line_and_the_traceback_on_request
     assert err.splitlines()[0] == f"error: {missing}: ubfc_rppg root folder does not exist"
     with pytest.raises(Exception, match="root folder does not exist"):
         main(["preprocess", "dataset=ubfc_rppg", f"dataset.root={missing}", "-v"])
+
+
+@pytest.mark.parametrize("cmd", sorted({"bench", "methods", "datasets", "leaderboard", "report", "stats-selftest", "efficiency",
+                                        "preprocess", "perf", "realism", "label-report", "label-experiment"}))
+def test_every_command_answers_help_without_starting_work(cmd, capsys, monkeypatch):
+    """Before, ``efficiency --help`` began measuring every method, ``leaderboard``/``report``/``preprocess
+    --help`` failed in hydra's override parser and ``realism``/``stats-selftest --help`` raised."""
+    from benchmark import cli
+
+    assert set(cli.COMMANDS) | set(cli.MODULE_COMMANDS) >= {cmd}
+    monkeypatch.setattr(cli, "compose", lambda *a, **k: pytest.fail(f"{cmd} --help composed a config"))
+    assert cli.main([cmd, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:\n  rppg-bench " + cmd), out[:200]
+    assert "measuring" not in out
