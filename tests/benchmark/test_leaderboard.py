@@ -43,7 +43,7 @@ def store(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_runs_dedup_and_subject_level_table(store):
+def test_runs_dedup_and_subject_level_table(store, capsys):
     _log("pos", 0, "h0", _preds(1.0, 0))
     _log("pos", 1, "h1", _preds(9.0, 1))
     _log("pos", 1, "h1", _preds(1.0, 2))  # re-run of the same config: the newest counts, once
@@ -90,6 +90,12 @@ def test_runs_dedup_and_subject_level_table(store):
     # beside the runs' artifacts (tracking.artifacts), not in ./mlruns of the working folder
     assert exp.artifact_location == (store / "art").resolve().as_uri() + "/lb-leaderboard"
     assert not (store / "mlruns").exists()
+    # a store whose leaderboard experiment an older version created under ./mlruns: said, not silent
+    mlflow.MlflowClient().rename_experiment(exp.experiment_id, "lb-leaderboard-old")
+    mlflow.create_experiment("lb-leaderboard", artifact_location=(store / "mlruns").resolve().as_uri())
+    capsys.readouterr()
+    write_leaderboard(store / "results", "lb", n_boot=199)
+    assert "note: the leaderboard's MLflow artifacts go to " + (store / "mlruns").resolve().as_uri() in capsys.readouterr().out
 
 
 def test_mismatched_subjects_are_reported_not_compared(store):
