@@ -26,6 +26,8 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.memory import limit_heap_retention, peak_rss_mb, reset_peak_rss, trim_heap  # noqa: F401 (re-exported)
+
 CONF_MODULE = "benchmark.conf"
 
 
@@ -231,51 +233,7 @@ def free_run_memory() -> None:
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
     gc.collect()
-    from benchmark.memory import trim_heap
-
     trim_heap()
-
-
-def limit_heap_retention(threshold: int = 128 * 1024) -> None:
-    """Serve every allocation of ``threshold`` bytes or more with its own ``mmap`` (glibc ``mallopt``).
-
-    glibc starts with this threshold but raises it (up to 32 MB) each time a large block is freed,
-    after which tensors and arrays come from the heap, where freed space is kept (fragmented,
-    across per-thread arenas) and counted in RSS. A fixed threshold gives large blocks back to the
-    OS when freed. Measured on one RhythmMamba training step at its quick shapes (batch 4, 64
-    frames, 32 px, 2 threads): peak RSS 2.0–2.6 GB with the default, 1.5 GB with this
-    (mallopt(3): M_MMAP_THRESHOLD). But every large tensor then costs an mmap and fresh zeroed pages:
-    an LQ-rPPG training step took 8.0 s instead of 5.4 s side by side, so it is opt-in
-    (``RPPG_BENCH_LOW_MEMORY=1``). A no-op where the C library is not glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
-    except (OSError, AttributeError):
-        pass
-
-
-def reset_peak_rss() -> None:
-    """Restart this process's peak-RSS count (Linux ``/proc/self/clear_refs``; elsewhere a no-op)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process since :func:`reset_peak_rss` (since start where that is unsupported)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform.startswith("linux") else 2**20)
 
 
 def cmd_methods(argv: Sequence[str]) -> int:

@@ -385,13 +385,13 @@ def train_learned_quantizers(
     batch_size = min(int(batch_size), len(data))
     per_epoch = -(-len(data) // batch_size)
     steps = max(1, int(steps))
+    # threads=1: ~800-parameter models, where intra-op threads only add overhead and stall badly on a
+    # shared CPU (with the trainer's default 2, four steps took 30 s on a busy 2-core machine)
     cfg = TrainerConfig(epochs=-(-steps // per_epoch), batch_size=batch_size, optimizer="adamw", lr=lr,
                         weight_decay=0.0, scheduler="onecycle", select="last", device="cpu", resume=False,
                         progress=False, max_batches_per_epoch=min(per_epoch, steps), threads=1)
     dataset = [{"label": y} for y in data]
-    # ~800-parameter models: intra-op threads only add overhead and stall badly on a shared CPU (the
-    # trainer applies ``threads``: with its default 2, four steps took 30 s on a busy 2-core machine)
-    threads = torch.get_num_threads()
+    threads = torch.get_num_threads()  # the trainer sets the process-wide count; the caller's is restored below
     try:
         with tempfile.TemporaryDirectory(prefix="lq-quantizers-") as run_dir:
             Trainer(cfg, run_dir, seed=int(seed)).fit(_Quantizers(), dataset, None)  # type: ignore[arg-type]

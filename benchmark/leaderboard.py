@@ -477,19 +477,7 @@ def _log_mlflow(lb: Leaderboard, paths: Sequence[Path], exp_name: str) -> None:
     from benchmark import tracking
 
     name = f"{exp_name}-leaderboard"
-    exp = mlflow.get_experiment_by_name(name)
-    # beside the runs' artifacts (``tracking.artifacts``): without a location MLflow would put them
-    # under ./mlruns of whatever folder the command ran in
-    main = mlflow.get_experiment_by_name(exp_name)
-    root = main.artifact_location.rsplit("/", 1)[0] if main is not None else Path(tracking.DEFAULT_ARTIFACTS).resolve().as_uri()
-    if exp is None:
-        exp_id = mlflow.create_experiment(name, artifact_location=f"{root}/{name}")
-    else:
-        exp_id = exp.experiment_id
-        if exp.artifact_location != f"{root}/{name}":
-            # made by an older version (MLflow cannot move an experiment's artifact root): say where they go
-            print(f"note: the leaderboard's MLflow artifacts go to {exp.artifact_location} (experiment {name!r} was created "
-                  f"there by an older version); rename that experiment to have the next one created under {root}/")
+    exp_id = tracking.experiment_under(name, tracking.artifacts_root(exp_name))  # beside the runs' artifacts
     with mlflow.start_run(experiment_id=exp_id, run_name="leaderboard"):
         metrics = {}
         for _, r in lb.table[lb.table["source"] == "store"].iterrows():

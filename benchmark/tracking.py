@@ -83,16 +83,34 @@ def setup(uri: str | None = None, experiment: str = "rppg-bench", artifacts: str
         # The first access builds the store; on a new SQLite file that creates and migrates the schema,
         # which two processes must not do at once ("table experiments already exists", "duplicate
         # column name"): one process does it under the lock, the others then find it done.
-        exp = mlflow.get_experiment_by_name(experiment)
-        if exp is None:
-            art = artifacts or DEFAULT_ARTIFACTS
-            location = Path(art).resolve().as_uri() if "://" not in art else art
-            exp_id = mlflow.create_experiment(experiment, artifact_location=f"{location}/{experiment}")
-        else:
-            exp_id = exp.experiment_id
+        exp_id = experiment_under(experiment, artifacts or DEFAULT_ARTIFACTS)
     mlflow.set_experiment(experiment_id=exp_id)
     _state.update(uri=uri, experiment_id=exp_id)
     return exp_id
+
+
+def artifacts_root(experiment: str) -> str:
+    """The artifact root (URI) under which ``experiment``'s folder lies; the default root if it does not exist."""
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(experiment)
+    return exp.artifact_location.rsplit("/", 1)[0] if exp is not None else Path(DEFAULT_ARTIFACTS).resolve().as_uri()
+
+
+def experiment_under(experiment: str, artifacts: str) -> str:
+    """Id of ``experiment``, created with its artifacts in ``<artifacts>/<experiment>`` if new (without a
+    location MLflow would use ./mlruns of the working folder). An existing experiment elsewhere (made by an
+    older version; MLflow cannot move it) is kept, and a note says where its artifacts go."""
+    import mlflow
+
+    root = Path(artifacts).resolve().as_uri() if "://" not in artifacts else artifacts.rstrip("/")
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return mlflow.create_experiment(experiment, artifact_location=f"{root}/{experiment}")
+    if exp.artifact_location != f"{root}/{experiment}":
+        print(f"note: the MLflow artifacts of experiment {experiment!r} go to {exp.artifact_location} (it was created there "
+              f"before); rename that experiment to have the next one created under {root}/")
+    return exp.experiment_id
 
 
 def _store_lock(uri: str) -> Any:

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.memory import trim_heap
 from benchmark.method import NeuralMethod, Phase
 
 
@@ -404,7 +403,6 @@ class Trainer:
                     best_val = value if select != "last" else float(epoch)
                     best_epoch = epoch
                     _atomic_save(module.state_dict(), best_path)
-                trim_heap()  # validation's freed blocks would otherwise stay resident under the next epoch's
                 result.history.append(row)
                 self.log_metrics({f"{phase.name}/{k}": float(v) for k, v in row.items() if isinstance(v, float)}, len(result.history))
                 result.best[phase.name] = {"epoch": best_epoch, "value": best_val, "select": select}

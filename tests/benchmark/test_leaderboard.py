@@ -95,7 +95,7 @@ def test_runs_dedup_and_subject_level_table(store, capsys):
     mlflow.create_experiment("lb-leaderboard", artifact_location=(store / "mlruns").resolve().as_uri())
     capsys.readouterr()
     write_leaderboard(store / "results", "lb", n_boot=199)
-    assert "note: the leaderboard's MLflow artifacts go to " + (store / "mlruns").resolve().as_uri() in capsys.readouterr().out
+    assert "note: the MLflow artifacts of experiment 'lb-leaderboard' go to " + (store / "mlruns").resolve().as_uri() in capsys.readouterr().out
 
 
 def test_mismatched_subjects_are_reported_not_compared(store):
