@@ -2,8 +2,14 @@
 
 :func:`run` takes the resolved config (a hydra ``DictConfig`` or a plain dict with the same keys as
 ``benchmark/conf/config.yaml``) and returns the test metrics. A run whose config hash already has a
-FINISHED MLflow run is skipped (``skip_finished``), so a sweep can be re-launched safely; a neural
-run interrupted mid-training resumes from its checkpoint folder ``<runs_dir>/<config hash>``.
+FINISHED MLflow run is skipped (``skip_finished``), so a sweep can be re-launched safely.
+
+Training is keyed by what determines the trained weights only (:func:`training_identity`: method,
+trainer, labels, preprocessing, evaluation settings used for model selection, seed and the train/val
+data — not the test split), in ``<runs_dir>/train-<training hash>``. So a neural run interrupted
+mid-training resumes there, and protocols that share their training data — ``synthetic_cross``'s
+three test tiers, or ``cross_pure_ubfc_rppg`` and ``cross_pure_mmpd`` — train once: the later runs
+load the finished training's selected weights and only evaluate.
 """
 
 from __future__ import annotations
@@ -139,6 +145,24 @@ class SplitLoader:
             self.failed.update({f"{alias}/{k}": v for k, v in failed.items()})
             out.extend(got)
         return out
+
+
+def training_identity(identity: Mapping[str, Any], protocol: Protocol, data_fp: Mapping[str, str]) -> dict[str, Any]:
+    """The part of a run's ``identity`` that determines its trained weights (its training hash).
+
+    Everything but the test split: two runs whose train/val datasets, split parts, method, trainer,
+    labels, preprocessing, evaluation settings (validation MAE selects models) and seed agree would
+    train the same model, bit for bit on CPU, so the second reuses the first's checkpoint folder.
+    """
+    used = ("train", "val")
+    aliases = sorted({p.dataset for s in used for p in protocol.splits.get(s, [])})
+    return {
+        **{k: identity.get(k) for k in ("method", "preprocess", "eval", "trainer", "labels", "seed", "version")},
+        "datasets": {a: protocol.datasets[a] for a in aliases},
+        "splits": {s: [dataclasses.asdict(p) for p in protocol.splits.get(s, [])] for s in used},
+        "data_versions": {a: (identity.get("data_versions") or {}).get(a) for a in aliases},
+        "data_fingerprint": {a: data_fp[a] for a in aliases if a in data_fp},
+    }
 
 
 def _beat_times(rec: CachedRecord) -> np.ndarray | None:
@@ -277,6 +301,7 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
     if data_fp:  # absent for generated data, whose identity is its config (hashes of those runs unchanged)
         identity["data_fingerprint"] = data_fp
     chash = tracking.config_hash(identity)
+    thash = tracking.config_hash(training_identity(identity, protocol, data_fp)) if neural else None
     tr = dict(plain.get("tracking") or {})
     exp_id = tracking.setup(tr.get("uri"), tr.get("experiment", "rppg-bench"), tr.get("artifacts"))
     if plain.get("skip_finished", True):
@@ -293,7 +318,7 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
                 check_chunk_length(method.input_spec().frames, loader.records(split), split)
     train_hrs = [record_hr(r.ppg, r.fps, ecfg) for _, r in loader.records("train")] if "train" in protocol.splits else []
     method_label = str((plain["method"] or {}).get("variant") or method.name)
-    tags = {"config_hash": chash, "method": method_label, "protocol": protocol.name, "seed": str(seed),
+    tags = {"config_hash": chash, **({"train_hash": thash} if thash else {}), "method": method_label, "protocol": protocol.name, "seed": str(seed),
             "kind": method.kind, "trainer": str(plain.get("trainer", {}).get("name", "")) if neural else "none",
             "labels": str(labels_cfg.get("name", "clean"))}
     tags.update({str(k): str(v) for k, v in (tr.get("tags") or {}).items()})  # e.g. an experiment's grid cell
@@ -327,7 +352,7 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
                                               dataclasses.replace(ecfg, n_boot=0))
                     return met["mae_bpm"]
 
-                trainer = Trainer(tconf, Path(plain.get("runs_dir", "runs")) / chash, seed=seed,
+                trainer = Trainer(tconf, Path(plain.get("runs_dir", "runs")) / f"train-{thash}", seed=seed,
                                   log_metrics=lambda m, s: tracking.log_metrics(m, step=s), val_metric=val_mae if val_recs else None)
                 res = trainer.fit(method, train_ds, val_ds)
                 fit_info = {"best": res.best, "resumed_from": res.resumed_from, "epochs": len(res.history)}

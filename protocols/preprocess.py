@@ -47,7 +47,7 @@ import sys
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,31 +108,45 @@ def preprocess_record(record: Record, cfg: PreprocessConfig, out_dir: str | Path
     return cached
 
 
-def _process(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: str | None = None) -> tuple[CachedRecord | None, dict[str, Any]]:
+def _process(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: str | None = None,
+             extra: Sequence[tuple[PreprocessConfig, Path]] = ()) -> tuple[CachedRecord | None, dict[str, Any]]:
     """:func:`preprocess_record` plus a summary line: status, face source, frames, seconds.
 
-    Concurrency: the record's file lock is held from the "is it finished?" check to the publish,
-    so of two processes that need the same record one builds it and the other waits, then reuses it.
+    ``extra``: further (config, folder) pairs that differ from ``cfg`` only in ``size``; the ones not yet
+    cached are written from the same pass over the video (one decode or render, several crop sizes).
+
+    Concurrency: the records' file locks are held (taken in path order) from the "is it finished?"
+    check to the publish, so of two processes that need the same record one builds it and the other
+    waits, then reuses it.
     """
     from filelock import Timeout
 
     t0 = time.perf_counter()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = _record_lock(out_dir)
+    targets = sorted({Path(out_dir), *(Path(d) for _, d in extra)}, key=str)
+    locks = []
     try:
-        lock.acquire(timeout=0)
-    except Timeout:  # another process is building this record
-        print(f"[preprocess] waiting for another process building {out_dir}", file=sys.stderr)
-        lock.acquire()
-    try:
-        return _process_locked(record, cfg, out_dir, fingerprint, t0)
+        for d in targets:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            lock = _record_lock(d)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:  # another process is building this record
+                print(f"[preprocess] waiting for another process building {d}", file=sys.stderr)
+                lock.acquire()
+            locks.append(lock)
+        return _process_locked(record, cfg, Path(out_dir), fingerprint, t0, extra)
     finally:
-        lock.release()
+        for lock in reversed(locks):
+            lock.release()
 
 
 def _process_locked(record: Record, cfg: PreprocessConfig, out_dir: Path, fingerprint: str | None,
-                    t0: float) -> tuple[CachedRecord | None, dict[str, Any]]:
-    if _finished(out_dir, fingerprint):
+                    t0: float, extra: Sequence[tuple[PreprocessConfig, Path]] = ()) -> tuple[CachedRecord | None, dict[str, Any]]:
+    todo = [(c, Path(d)) for c, d in [(cfg, out_dir), *extra] if not _finished(Path(d), fingerprint)]
+    for c, _ in todo:
+        if dataclasses.replace(c, size=cfg.size) != cfg:
+            raise ValueError(f"preprocess: extra configs may differ in size only, got {c} beside {cfg}")
+    if not todo:
         cached = load_cached(out_dir)
         return cached, _info_from_cache(cached, "cached", t0)
     box, note = find_face_box(record, cfg)
@@ -146,43 +160,55 @@ def _process_locked(record: Record, cfg: PreprocessConfig, out_dir: Path, finger
         box = (0, 0, w, h)
         note["face_source"] = "full_frame_fallback"
     x0, y0, x1, y1 = enlarge_box(box, cfg.box_coef, h, w) if note["face_source"] != "full_frame_configured" else (0, 0, w, h)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmps = [d.parent / f".{d.name}.tmp-{os.getpid()}" for _, d in todo]
+    handles = []
     try:
+        for tmp in tmps:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
         t = len(record.frames)
         i = 0
         # Written sequentially (npy header + raw rows), not through a writable memmap: dirty
         # memmap pages would count towards this process's RSS and grow with the video's length.
-        with open(tmp / "frames.npy", "wb") as fh:
-            np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (t, cfg.size, cfg.size, 3)})
-            for block in record.frames.iter_blocks(block_frames(h, w)):
-                if block.dtype != np.uint8 or block.ndim != 4:
-                    raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"frames must be uint8 (t,H,W,3), got {block.dtype} {block.shape}")
-                if i + len(block) > t:
-                    raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded more than the {t} frames announced")
-                out = np.empty((len(block), cfg.size, cfg.size, 3), np.uint8)
+        for (c, _), tmp in zip(todo, tmps):
+            fh = open(tmp / "frames.npy", "wb")
+            handles.append(fh)
+            np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (t, c.size, c.size, 3)})
+        for block in record.frames.iter_blocks(block_frames(h, w)):
+            if block.dtype != np.uint8 or block.ndim != 4:
+                raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"frames must be uint8 (t,H,W,3), got {block.dtype} {block.shape}")
+            if i + len(block) > t:
+                raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded more than the {t} frames announced")
+            for (c, _), fh in zip(todo, handles):
+                out = np.empty((len(block), c.size, c.size, 3), np.uint8)
                 for j, frame in enumerate(block):
-                    cv2.resize(frame[y0:y1, x0:x1], (cfg.size, cfg.size), dst=out[j], interpolation=cv2.INTER_AREA)
+                    cv2.resize(frame[y0:y1, x0:x1], (c.size, c.size), dst=out[j], interpolation=cv2.INTER_AREA)
                 fh.write(out.tobytes())
-                i += len(block)
-            if i != t:
-                raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded {i} frames, expected {t}")
+            i += len(block)
+        if i != t:
+            raise DatasetFormatError(f"record {record.dataset}/{record.id}", f"video yielded {i} frames, expected {t}")
+        for fh in handles:
             fh.flush()
             os.fsync(fh.fileno())
-        np.save(tmp / "ppg.npy", np.asarray(record.ppg, dtype=np.float32))
-        meta = {
-            "id": record.id, "subject": record.subject, "dataset": record.dataset, "fps": float(record.fps),
-            "n_frames": t, "crop_box": [x0, y0, x1, y1], "source_size": [h, w],
-            "preprocess": dataclasses.asdict(cfg), **note, "meta": _jsonable(dict(record.meta)),
-            "source_fingerprint": fingerprint,
-        }
-        # meta.json is written inside the hidden temp folder: a folder under its final name is complete
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        _publish(tmp, out_dir)
+            fh.close()
+        ppg = np.asarray(record.ppg, dtype=np.float32)
+        for (c, d), tmp in zip(todo, tmps):
+            np.save(tmp / "ppg.npy", ppg)
+            meta = {
+                "id": record.id, "subject": record.subject, "dataset": record.dataset, "fps": float(record.fps),
+                "n_frames": t, "crop_box": [x0, y0, x1, y1], "source_size": [h, w],
+                "preprocess": dataclasses.asdict(c), **note, "meta": _jsonable(dict(record.meta)),
+                "source_fingerprint": fingerprint,
+            }
+            # meta.json is written inside the hidden temp folder: a folder under its final name is complete
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            _publish(tmp, d)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for fh in handles:
+            fh.close()
+        for tmp in tmps:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     cached = load_cached(out_dir)
     return cached, _info_from_cache(cached, "done", t0)
@@ -200,7 +226,8 @@ def _worker_init(loader: Loader | None, parent_pid: int | None = None) -> None:
 
 
 def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader: Loader | None = None,
-              raise_errors: bool = False, fingerprint: str | None = None) -> dict[str, Any]:
+              raise_errors: bool = False, fingerprint: str | None = None,
+              extra: Sequence[tuple[PreprocessConfig, str]] = ()) -> dict[str, Any]:
     """Process one record (in a worker or in-process); errors come back as data unless ``raise_errors``.
 
     In workers, exceptions are returned rather than raised because not every exception survives
@@ -217,7 +244,7 @@ def _run_task(task: tuple[str, Any], cfg: PreprocessConfig, out_dir: str, loader
             record = src.record(rid)  # type: ignore[attr-defined]
         else:
             record = obj
-        _, info = _process(record, cfg, Path(out_dir), fingerprint)
+        _, info = _process(record, cfg, Path(out_dir), fingerprint, [(c, Path(d)) for c, d in extra])
         return info
     except Exception as e:  # noqa: BLE001 - reported to the parent, which decides
         if raise_errors:
@@ -286,6 +313,7 @@ def preprocess(
     workers: int = 0,
     on_error: str = "raise",
     summary: dict[str, Any] | None = None,
+    also_sizes: Sequence[int] = (),
 ) -> Iterator[CachedRecord]:
     """Preprocess (or reuse from the cache) every record of ``loader``; yields cached records in order.
 
@@ -296,6 +324,9 @@ def preprocess(
     records (``no_face: skip_record``) are not yielded. A cached record is reused only if its source
     files are unchanged (:mod:`protocols.fingerprint`), else it is rebuilt. When the generator is
     exhausted, the run's summary is printed and, if ``summary`` is a dict, filled into it.
+
+    ``also_sizes``: crop sizes cached in the same pass as ``cfg.size`` (the video is decoded or
+    rendered once for all of them; ``rppg-bench bench`` fills every method's size this way).
     """
     from tqdm.auto import tqdm
 
@@ -306,6 +337,13 @@ def preprocess(
     raise_errors = on_error == "raise"
     base = Path(cache_root) / loader.key() / cfg.key()
     clear_stale(base)
+    extra_cfgs = [dataclasses.replace(cfg, size=int(sz)) for sz in dict.fromkeys(also_sizes) if int(sz) != cfg.size]
+    extra_bases = [Path(cache_root) / loader.key() / c.key() for c in extra_cfgs]
+    for b in extra_bases:
+        clear_stale(b)
+
+    def extra(rid: str) -> list[tuple[PreprocessConfig, str]]:
+        return [(c, str(b / rid)) for c, b in zip(extra_cfgs, extra_bases)]
     by_id = records is None and hasattr(loader, "record_ids") and hasattr(loader, "record")
     if by_id:
         tasks: list[tuple[str, Any]] = [("id", rid) for rid in loader.record_ids()]  # type: ignore[attr-defined]
@@ -355,7 +393,7 @@ def preprocess(
     def cached_info(rid: str) -> dict[str, Any] | None:
         if rid in early:
             return early[rid]
-        if _finished(base / rid, fingerprints[rid]):
+        if _finished(base / rid, fingerprints[rid]) and all(_finished(b / rid, fingerprints[rid]) for b in extra_bases):
             return _info_from_cache(load_cached(base / rid), "cached", time.perf_counter())
         return None
 
@@ -366,7 +404,7 @@ def preprocess(
                 info = cached_info(rid)
                 if info is None:
                     info = _run_task(task, cfg, str(base / rid), loader=loader, raise_errors=raise_errors,
-                                     fingerprint=fingerprints[rid])
+                                     fingerprint=fingerprints[rid], extra=extra(rid))
                 out = handle(info)
                 if out is not None:
                     yield out
@@ -386,7 +424,7 @@ def preprocess(
                     if info is not None:
                         pending.append((rid, info))
                     else:
-                        pending.append((rid, ex.submit(_run_task, task, cfg, str(base / rid), None, False, fingerprints[rid])))
+                        pending.append((rid, ex.submit(_run_task, task, cfg, str(base / rid), None, False, fingerprints[rid], extra(rid))))
                     while len(pending) > 2 * workers or (pending and isinstance(pending[0][1], dict)):
                         out = _collect(pending.popleft(), handle)
                         if out is not None:
@@ -397,7 +435,8 @@ def preprocess(
                         yield out
             except BaseException:
                 _stop_pool(ex)
-                clear_stale(base)  # the killed workers' temp folders
+                for b in (base, *extra_bases):
+                    clear_stale(b)  # the killed workers' temp folders
                 raise
             ex.shutdown(wait=True)
     finally:
@@ -488,6 +527,7 @@ def run_preprocess(
     *,
     progress: bool = True,
     on_error: str = "raise",
+    also_sizes: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Preprocess a whole dataset (``rppg-bench preprocess dataset=NAME dataset.root=PATH``).
 
@@ -508,7 +548,8 @@ def run_preprocess(
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _sigterm_exit) if main else None
     try:
-        for _ in preprocess(loader, cfg, cache_root, progress=progress, workers=workers, on_error=on_error, summary=summary):
+        for _ in preprocess(loader, cfg, cache_root, progress=progress, workers=workers, on_error=on_error, summary=summary,
+                            also_sizes=also_sizes):
             pass
     finally:
         if main:

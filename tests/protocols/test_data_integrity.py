@@ -264,3 +264,43 @@ def test_preprocess_command_on_error_skip_lists_and_exits_nonzero(tmp_path, caps
     assert cmd_preprocess([*args, "on_error=skip"]) == 1  # the good record is cached, the bad one listed
     assert "FAILED gray" in capsys.readouterr().err
     assert [m.parent.name for m in (tmp_path / "cache").glob("*/*/*/meta.json")] == ["good"]
+
+
+def test_several_sizes_from_one_pass_equal_separate_runs(tmp_path, monkeypatch):
+    """``also_sizes`` caches several crop sizes from one decode of each video (what ``bench`` uses so
+    the synthetic world is rendered once, not once per method size); each size is byte-identical to
+    its own single-size run, and a second call finds everything cached."""
+    from protocols.datasets._common import VideoFileFrames
+
+    def snap(cache: Path) -> dict:
+        return {str(m.parent.relative_to(cache)): tuple(f.read_bytes() for f in (m.parent / "frames.npy", m.parent / "ppg.npy", m))
+                for m in sorted(cache.glob("*/*/*/meta.json"))}
+
+    root = tmp_path / "data"
+    _dataset(root, names=("a", "b", "c"), n_frames=60)
+    kw = {"root": str(root)}
+    decodes = []
+    real = VideoFileFrames.iter_blocks
+
+    def counting(self, *a, **k):
+        decodes.append(1)
+        yield from real(self, *a, **k)
+
+    monkeypatch.setattr(VideoFileFrames, "iter_blocks", counting)
+    for s in (8, 12, 20):
+        run_preprocess("folder", kw, PreprocessConfig(size=s, no_face="full_frame"), tmp_path / "single", progress=False)
+    single = len(decodes)  # per video and size: the face search reads the first frame, then the whole video
+    decodes.clear()
+    got = run_preprocess("folder", kw, PreprocessConfig(size=8, no_face="full_frame"), tmp_path / "multi", progress=False,
+                         also_sizes=(12, 20, 8))
+    assert got["counts"]["done"] == 3 and len(decodes) * 3 == single == 18  # one pass per video for three sizes
+    decodes.clear()
+    assert snap(tmp_path / "multi") == snap(tmp_path / "single") and len(snap(tmp_path / "multi")) == 9
+    again = run_preprocess("folder", kw, PreprocessConfig(size=8, no_face="full_frame"), tmp_path / "multi", progress=False,
+                           also_sizes=(12, 20), workers=2)
+    assert again["counts"] == {"done": 0, "cached": 3, "skipped": 0, "failed": 0} and not decodes
+    # a size missing from the cache is made (in workers) without redoing the others
+    partial = run_preprocess("folder", kw, PreprocessConfig(size=8, no_face="full_frame"), tmp_path / "multi", progress=False,
+                             also_sizes=(16,), workers=2)
+    assert partial["counts"]["done"] == 3 and len(snap(tmp_path / "multi")) == 12
+    assert not list((tmp_path / "multi").glob("*/*/.*tmp-*"))
