@@ -2,7 +2,7 @@
 
     rppg-bench run method=pos protocol=synthetic_intra seed=0     # one run (hydra overrides)
     rppg-bench run -m method=pos,chrom seed=0,1,2                 # hydra multirun sweep
-    rppg-bench bench [overrides]          # every registered method on synthetic_cross, then the leaderboard
+    rppg-bench bench [overrides]          # every registered method on synthetic_cross (3 test tiers), then the leaderboard
     rppg-bench methods [PATTERN]          # registered methods
     rppg-bench datasets                   # registered dataset loaders
     rppg-bench bench seeds=0,1,2          # ... with three seeds per method
@@ -126,6 +126,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             return None
         return metrics.get("test/mae_bpm")
 
+    argv = expand_protocol_args(argv)
     saved = (sys.argv, os.environ.get("HYDRA_FULL_ERROR"))
     sys.argv = ["rppg-bench-run", *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -149,6 +150,61 @@ def cmd_run(argv: Sequence[str]) -> int:
     return 1 if errors else 0
 
 
+def default_protocol() -> str:
+    """The protocol of ``benchmark/conf/config.yaml``'s defaults list (``synthetic_cross``)."""
+    from pathlib import Path
+
+    import yaml
+
+    conf = yaml.safe_load((Path(__file__).resolve().parent / "conf" / "config.yaml").read_text())
+    return next(str(d["protocol"]) for d in conf["defaults"] if isinstance(d, dict) and "protocol" in d)
+
+
+def protocol_names(argv: Sequence[str]) -> list[str]:
+    """The protocols named by ``protocol=a,b`` in ``argv`` (the last one wins), suites expanded; the
+    default protocol when there is none."""
+    from protocols.protocol import expand_suites
+
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("protocol=")]
+    return expand_suites(given[-1].split(",") if given else [default_protocol()])
+
+
+def expand_protocol_args(argv: Sequence[str]) -> list[str]:
+    """``protocol=<suite>`` (or the default protocol, when it is a suite) → ``--multirun protocol=a,b,c``:
+    ``rppg-bench run method=pos`` runs the default suite's protocols one after the other."""
+    from protocols.protocol import suite_members
+
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("protocol=")]
+    values = given[-1].split(",") if given else [default_protocol()]
+    if not any(suite_members(v) for v in values):
+        return list(argv)
+    names = protocol_names(argv)
+    out = [a for a in argv if not a.startswith("protocol=")] + [f"protocol={','.join(names)}"]
+    if len(names) > 1 and not any(a in ("-m", "--multirun") for a in out):
+        out.insert(0, "--multirun")
+    print(f"[suite] protocol={','.join(values)} runs {', '.join(names)}")
+    return out
+
+
+def bench_sizes(names: Sequence[str], argv: Sequence[str]) -> list[int]:
+    """The crop sizes the runs of ``bench`` will read from the cache (each method's input size under
+    the chosen trainer preset; 72 for unsupervised methods, as in :func:`benchmark.runner.run`)."""
+    from benchmark.runner import _plain, resolve_settings
+    from benchmark.settings import explicit_keys
+
+    sizes = set()
+    for name in names:
+        try:
+            plain = _plain(compose([f"method={name}", *argv]))
+        except Exception:  # noqa: BLE001 - a bad method or override: its run reports the error
+            continue
+        task = plain.pop("hydra")["overrides"]["task"]
+        fixed = (plain.get("preprocess") or {}).get("size")
+        settings = resolve_settings(plain, explicit_keys(task))
+        sizes.add(int(fixed) if fixed is not None else int(settings.method["size"]) if settings.neural else 72)
+    return sorted(sizes)
+
+
 def cmd_bench(argv: Sequence[str]) -> int:
     """Run every registered method on the default protocol, then print the leaderboard.
 
@@ -158,12 +214,19 @@ def cmd_bench(argv: Sequence[str]) -> int:
     ``malloc_trim`` and the process base grew from 0.68 to ~1.0 GB over 14 methods. A failed run is
     reported and the others go on; the exit status is 1 if any failed. ``isolate=false`` runs them
     in this process (used by tests that replace ``benchmark.runner.run``).
+
+    ``protocol=`` may name a suite (the default ``synthetic_cross``: three test tiers): each method
+    trains once and is tested on every member. Before the runs, the cache is filled for every
+    method's input size in one pass per record (``prefill_workers=N``, default min(4, cores); 0 skips).
     """
     import time
 
     from benchmark.registry import list_methods
 
     only = [a.split("=", 1)[1] for a in argv if a.startswith("methods=")]
+    prefill_arg = [a.split("=", 1)[1] for a in argv if a.startswith("prefill_workers=")]
+    prefill_workers = int(prefill_arg[-1]) if prefill_arg else min(4, os.cpu_count() or 1)
+    argv = [a for a in argv if not a.startswith("prefill_workers=")]
     seeds = [a.split("=", 1)[1] for a in argv if a.startswith("seeds=")]
     isolate = [a.split("=", 1)[1].lower() for a in argv if a.startswith("isolate=")]
     argv = [a for a in argv if not a.startswith(("methods=", "seeds=", "isolate="))]
@@ -173,7 +236,11 @@ def cmd_bench(argv: Sequence[str]) -> int:
     in_child = not isolate or isolate[-1] in ("true", "1", "yes")
     names = only[0].split(",") if only else list_methods()
     seed_list = [int(s) for s in seeds[0].split(",")] if seeds else [None]  # None: the config's seed (default 0)
+    protocols = protocol_names(argv)
+    argv = [a for a in argv if not a.startswith("protocol=")]
     t0 = time.time()
+    if prefill_workers:
+        _prefill(protocols, names, argv, prefill_workers)
     timings, failed = [], []
     for name in names:
         t = time.time()
@@ -181,16 +248,18 @@ def cmd_bench(argv: Sequence[str]) -> int:
         peak = 0.0
         for seed in seed_list:
             overrides = [f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else [])]
-            if in_child:
-                rc, child_peak = _run_child(overrides)
+            if in_child:  # one child per (method, seed); a suite's protocols run in it one after the other
+                rc, child_peak = _run_child(["--multirun", *overrides, f"protocol={','.join(protocols)}"]
+                                            if len(protocols) > 1 else [*overrides, f"protocol={protocols[0]}"])
                 peak = max(peak, child_peak)
                 if rc:
                     failed.append(f"{name} seed {seed if seed is not None else 'default'} (exit {rc})")
             else:
                 from benchmark.runner import run
 
-                run(compose(overrides))
-                free_run_memory()
+                for proto in protocols:
+                    run(compose([*overrides, f"protocol={proto}"]))
+                    free_run_memory()
         timings.append((name, time.time() - t, peak if in_child else peak_rss_mb()))
     print("\nper-method wall time (peak RSS): " + ", ".join(f"{n} {s:.0f}s ({m:.0f} MB)" for n, s, m in timings)
           + f"; total {time.time() - t0:.0f}s, peak RSS {max((m for *_, m in timings), default=0):.0f} MB"
@@ -202,6 +271,27 @@ def cmd_bench(argv: Sequence[str]) -> int:
         print("error: failed runs: " + "; ".join(failed), file=sys.stderr)
         return 1
     return rc
+
+
+def _prefill(protocols: Sequence[str], names: Sequence[str], argv: Sequence[str], workers: int) -> None:
+    """Fill the cache for every run of ``bench`` first: each record rendered/decoded once for all method
+    sizes, ``workers`` records at a time (``prefill_workers=0`` skips this; the runs then fill it)."""
+    import time
+
+    from benchmark.runner import _plain, prefill
+    from protocols.preprocess import PreprocessConfig
+
+    t = time.time()
+    sizes = bench_sizes(names, argv)
+    if not sizes:
+        return
+    plains = [_plain(compose([*argv, f"protocol={p}"], method=False)) for p in protocols]
+    pp = dict(plains[0].get("preprocess") or {})
+    pp["size"] = sizes[0]
+    prefill([p["protocol"] for p in plains], PreprocessConfig(**pp), sizes, plains[0].get("cache_dir", "cache"),
+            workers=workers, progress=bool(plains[0].get("progress", True)))
+    print(f"[prefill] cache for {', '.join(protocols)} at sizes {', '.join(map(str, sizes))}: {time.time() - t:.0f}s "
+          f"({workers} worker(s))")
 
 
 def _run_child(overrides: Sequence[str]) -> tuple[int, float]:

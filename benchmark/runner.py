@@ -32,7 +32,8 @@ from benchmark.settings import (METHOD_META_KEYS, PRESET_METHOD_KEYS, Settings, 
                                 check_trainer, explicit_keys)
 from benchmark.settings import resolve as resolve_with_sources
 from protocols.base import Record
-from protocols.preprocess import ON_ERROR, CachedRecord, PreprocessConfig, RecordsFailedError, list_records, preprocess_split
+from protocols.preprocess import (ON_ERROR, CachedRecord, PreprocessConfig, RecordsFailedError, list_records, preprocess,
+                                  preprocess_split)
 from protocols.protocol import SPLITS, Protocol
 
 #: Bumped when a change in the code changes results, so old runs are not reused.
@@ -145,6 +146,32 @@ class SplitLoader:
             self.failed.update({f"{alias}/{k}": v for k, v in failed.items()})
             out.extend(got)
         return out
+
+
+def prefill(protocol_cfgs: Sequence[Mapping[str, Any]], pcfg: PreprocessConfig, sizes: Iterable[int], cache_dir: str | Path, *,
+            workers: int = 2, progress: bool = True) -> None:
+    """Preprocess every record the protocols use at every size in ``sizes``, in one pass per record.
+
+    ``bench`` calls this before its runs: the methods' input sizes differ (72, 64, 36, 32), and each
+    run would otherwise decode or render every video again for its own size. Loaders shared by several
+    protocols (``synthetic_cross``'s ``train_mix``) are done once; ``workers`` processes in parallel.
+    """
+    sizes = sorted({int(s) for s in sizes})
+    if not sizes:
+        return
+    first = dataclasses.replace(pcfg, size=sizes[0])
+    todo: dict[str, tuple[Any, dict[str, Record]]] = {}
+    for cfg in protocol_cfgs:
+        protocol = Protocol.from_config(cfg)
+        loader = SplitLoader(protocol, first, cache_dir, progress=progress)
+        for split in SPLITS:
+            for alias, rec in loader.records(split) if split in protocol.splits else []:
+                ld, _ = loader._alias(alias)
+                todo.setdefault(ld.key(), (ld, {}))[1].setdefault(rec.id, rec)
+    for ld, recs in todo.values():
+        for _ in preprocess(ld, first, cache_dir, records=list(recs.values()), progress=progress, workers=workers,
+                            also_sizes=sizes[1:]):
+            pass
 
 
 def training_identity(identity: Mapping[str, Any], protocol: Protocol, data_fp: Mapping[str, str]) -> dict[str, Any]:

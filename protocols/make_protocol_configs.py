@@ -221,6 +221,14 @@ def synthetic_configs() -> dict[str, str]:
             {"mix": SYNTH_MIX, "test": {"tier": tier, **size, "seed": 20 + i}},
             {"train": [_part("mix", 0.0, 0.8)], "val": [_part("mix", 0.8, 1.0)], "test": [_part("test")]},
         )
+    out["synthetic_cross"] = "\n".join([
+        HEADER.rstrip("\n"),
+        "# The default benchmark (`make bench`): a suite of one protocol per test tier. Each method trains once on",
+        "# train_mix (the runs share the training: same training hash) and is tested on every tier; the",
+        "# leaderboard has one section per tier. See docs/synthetic_world.md.",
+        "name: synthetic_cross",
+        "suite: [" + ", ".join(f"synthetic_cross_{t}" for t in SYNTH_TEST) + "]",
+    ]) + "\n"
     for i, (tier, size) in enumerate(SYNTH_INTRA.items()):
         name = f"synthetic_intra_{tier}"
         out[name] = _render_synth(

@@ -16,6 +16,10 @@ per-file splits), sorted deterministically (``order: natural`` — numbers compa
 ``lexicographic``), optionally filtered on record metadata (``filter: {motion: [1], light: [1, 2]}``),
 then sliced ``[int(begin·n), int(end·n))`` as the toolbox does (C.1 of the reference). ``exclude``
 drops record ids. Nothing here knows about models.
+
+A *suite* config (``suite: [protocol, ...]`` instead of datasets/splits, e.g. ``synthetic_cross``:
+one training world, three test tiers) names protocols that are run and reported one by one;
+:func:`expand_suites` turns ``protocol=<suite>`` into those names.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class Protocol:
     def from_config(cls, cfg: Mapping[str, Any]) -> Protocol:
         cfg = _plain(cfg)
         name = cfg.get("name", "?")
+        if cfg.get("suite"):
+            raise ProtocolError(f"protocol {name!r} is a suite of {', '.join(cfg['suite'])}: one run takes one of them "
+                                f"(`rppg-bench run` and `bench` expand protocol={name} into them)")
         datasets = {k: dict(v) for k, v in (cfg.get("datasets") or {}).items()}
         if not datasets:
             raise ProtocolError(f"protocol {name!r} defines no datasets")
@@ -133,6 +140,39 @@ class Protocol:
             if both:
                 ex = sorted(both)[:3]
                 raise ProtocolError(f"protocol {self.name!r}: {len(both)} record(s) in both {split} and test, e.g. {ex}")
+
+
+def protocol_config_path(name: str) -> Any:
+    """The packaged config file of protocol ``name`` (``benchmark/conf/protocol/<name>.yaml``)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "benchmark" / "conf" / "protocol" / f"{name}.yaml"
+
+
+def suite_members(name: str) -> list[str] | None:
+    """The protocols of suite ``name``, or None when ``name`` is not a packaged suite config."""
+    import yaml
+
+    path = protocol_config_path(name)
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    suite = data.get("suite") if isinstance(data, dict) else None
+    return [str(s) for s in suite] if suite else None
+
+
+def expand_suites(names: Sequence[str]) -> list[str]:
+    """Protocol names with every suite replaced by its members, in order, without repeats.
+
+    >>> expand_suites(["synthetic_cross", "intra_pure"])
+    ['synthetic_cross_ubfc_like', 'synthetic_cross_pure_like', 'synthetic_cross_mmpd_like', 'intra_pure']
+    """
+    out: list[str] = []
+    for n in names:
+        for m in suite_members(n) or [n]:
+            if m not in out:
+                out.append(m)
+    return out
 
 
 def _plain(cfg: Any) -> Any:
