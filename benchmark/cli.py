@@ -218,6 +218,11 @@ def cmd_bench(argv: Sequence[str]) -> int:
     ``protocol=`` may name a suite (the default ``synthetic_cross``: three test tiers): each method
     trains once and is tested on every member. Before the runs, the cache is filled for every
     method's input size in one pass per record (``prefill_workers=N``, default min(4, cores); 0 skips).
+
+    ``jobs=N`` (isolated runs only) runs N children at a time; the default is cores // trainer threads
+    (``trainer=quick``: 1 thread, so 2 jobs on 2 cores), so jobs × threads never exceeds the cores —
+    over-subscribed torch threads stall each other. Neural runs start first. With several jobs the
+    children's progress bars are off; a line per started and finished run is printed instead.
     """
     import time
 
@@ -226,7 +231,8 @@ def cmd_bench(argv: Sequence[str]) -> int:
     only = [a.split("=", 1)[1] for a in argv if a.startswith("methods=")]
     prefill_arg = [a.split("=", 1)[1] for a in argv if a.startswith("prefill_workers=")]
     prefill_workers = int(prefill_arg[-1]) if prefill_arg else min(4, os.cpu_count() or 1)
-    argv = [a for a in argv if not a.startswith("prefill_workers=")]
+    jobs_arg = [a.split("=", 1)[1] for a in argv if a.startswith("jobs=")]
+    argv = [a for a in argv if not a.startswith(("prefill_workers=", "jobs="))]
     seeds = [a.split("=", 1)[1] for a in argv if a.startswith("seeds=")]
     isolate = [a.split("=", 1)[1].lower() for a in argv if a.startswith("isolate=")]
     argv = [a for a in argv if not a.startswith(("methods=", "seeds=", "isolate="))]
@@ -241,29 +247,31 @@ def cmd_bench(argv: Sequence[str]) -> int:
     t0 = time.time()
     if prefill_workers:
         _prefill(protocols, names, argv, prefill_workers)
-    timings, failed = [], []
-    for name in names:
-        t = time.time()
-        reset_peak_rss()
-        peak = 0.0
-        for seed in seed_list:
-            overrides = [f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else [])]
-            if in_child:  # one child per (method, seed); a suite's protocols run in it one after the other
-                rc, child_peak = _run_child(["--multirun", *overrides, f"protocol={','.join(protocols)}"]
-                                            if len(protocols) > 1 else [*overrides, f"protocol={protocols[0]}"])
-                peak = max(peak, child_peak)
-                if rc:
-                    failed.append(f"{name} seed {seed if seed is not None else 'default'} (exit {rc})")
-            else:
-                from benchmark.runner import run
+    timings: dict[str, list[float]] = {n: [0.0, 0.0] for n in names}  # method → [seconds, peak RSS MB]
+    failed: list[str] = []
+    runs = [(name, seed) for name in names for seed in seed_list]
+    if in_child:
+        jobs = _bench_jobs(jobs_arg, argv)
+        if jobs > 1:  # longest first: neural runs before the classic ones, so the jobs end together
+            runs.sort(key=lambda r: not _is_neural(r[0]))
+        _run_children(runs, protocols, argv, jobs, timings, failed)
+    else:
+        jobs = 1
+        from benchmark.runner import run
 
-                for proto in protocols:
-                    run(compose([*overrides, f"protocol={proto}"]))
-                    free_run_memory()
-        timings.append((name, time.time() - t, peak if in_child else peak_rss_mb()))
-    print("\nper-method wall time (peak RSS): " + ", ".join(f"{n} {s:.0f}s ({m:.0f} MB)" for n, s, m in timings)
-          + f"; total {time.time() - t0:.0f}s, peak RSS {max((m for *_, m in timings), default=0):.0f} MB"
-          + (" (each run in its own process)" if in_child else " (one process)"))
+        for name, seed in runs:
+            t = time.time()
+            reset_peak_rss()
+            overrides = [f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else [])]
+            for proto in protocols:
+                run(compose([*overrides, f"protocol={proto}"]))
+                free_run_memory()
+            timings[name][0] += time.time() - t
+            timings[name][1] = max(timings[name][1], peak_rss_mb())
+    timings_list = [(n, sec, mb) for n, (sec, mb) in timings.items()]
+    print("\nper-method wall time (peak RSS): " + ", ".join(f"{n} {s:.0f}s ({m:.0f} MB)" for n, s, m in timings_list)
+          + f"; total {time.time() - t0:.0f}s, peak RSS {max((m for *_, m in timings_list), default=0):.0f} MB"
+          + (f" (each run in its own process, {jobs} at a time)" if in_child else " (one process)"))
     print(f"seeds: {', '.join(map(str, seed_list)) if seeds else 'one (the config seed)'}"
           + ("" if seeds else "; the committed reference uses seeds=0,1,2"))
     rc = cmd_leaderboard([a for a in argv if a.startswith("tracking.")])
@@ -271,6 +279,83 @@ def cmd_bench(argv: Sequence[str]) -> int:
         print("error: failed runs: " + "; ".join(failed), file=sys.stderr)
         return 1
     return rc
+
+
+def _is_neural(name: str) -> bool:
+    from benchmark.method import NeuralMethod
+    from benchmark.registry import get_method_class
+
+    try:
+        return issubclass(get_method_class(name), NeuralMethod)
+    except Exception:  # noqa: BLE001 - an unknown method: its run reports the error
+        return False
+
+
+def _bench_jobs(jobs_arg: Sequence[str], argv: Sequence[str]) -> int:
+    """``jobs=N`` as given, else cores // the trainer preset's torch threads (at least 1, at most one per 3 GB)."""
+    if jobs_arg:
+        jobs = int(jobs_arg[-1])
+        if jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {jobs}")
+        return jobs
+    try:
+        threads = int(compose(list(argv), method=False).trainer.get("threads") or 1)
+    except Exception:  # noqa: BLE001 - a bad override: the runs report it
+        threads = 1
+    try:  # and at most one job per 3 GB of memory (a quick run peaks below 2 GB on CPU)
+        mem_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError, AttributeError):
+        mem_gb = 3.0
+    return max(1, min((os.cpu_count() or 1) // max(1, threads), int(mem_gb // 3)))
+
+
+def _run_children(runs: Sequence[tuple[str, int | None]], protocols: Sequence[str], argv: Sequence[str], jobs: int,
+                  timings: dict[str, list[float]], failed: list[str]) -> None:
+    """Run ``rppg-bench run`` children, ``jobs`` at a time; fill per-method wall time and peak RSS
+    (``os.wait4`` of each child) and the failures."""
+    import subprocess
+    import time
+
+    quiet = jobs > 1 and not any(a.startswith("progress=") for a in argv)
+    pending = list(runs)
+    running: dict[int, tuple[subprocess.Popen, str, int | None, float]] = {}
+    done = 0
+    scale = 1024 if sys.platform.startswith("linux") else 2**20  # ru_maxrss: kB on Linux, bytes on macOS
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                name, seed = pending.pop(0)
+                overrides = [f"method={name}", *argv, *([f"seed={seed}"] if seed is not None else []),
+                             *(["progress=false"] if quiet else [])]
+                cmd = ["--multirun", *overrides, f"protocol={','.join(protocols)}"] if len(protocols) > 1 \
+                    else [*overrides, f"protocol={protocols[0]}"]
+                proc = _spawn_run(cmd)
+                running[proc.pid] = (proc, name, seed, time.time())
+                if jobs > 1:
+                    print(f"[bench] started {name} seed {seed if seed is not None else 'default'} "
+                          f"({done + len(running)}/{len(runs)})", flush=True)
+            for pid in list(running):
+                got, status, usage = os.wait4(pid, os.WNOHANG)
+                if got == 0:
+                    continue
+                proc, name, seed, t = running.pop(pid)
+                proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
+                done += 1
+                timings[name][0] += time.time() - t
+                timings[name][1] = max(timings[name][1], usage.ru_maxrss / scale)
+                if proc.returncode:
+                    failed.append(f"{name} seed {seed if seed is not None else 'default'} (exit {proc.returncode})")
+                if jobs > 1:
+                    print(f"[bench] finished {name} seed {seed if seed is not None else 'default'} in {time.time() - t:.0f}s"
+                          f"{' — FAILED' if proc.returncode else ''} ({done}/{len(runs)})", flush=True)
+            if running:
+                time.sleep(0.2)
+    except BaseException:
+        for proc, *_ in running.values():
+            proc.terminate()
+        for proc, *_ in running.values():
+            proc.wait()
+        raise
 
 
 def _prefill(protocols: Sequence[str], names: Sequence[str], argv: Sequence[str], workers: int) -> None:
@@ -294,20 +379,11 @@ def _prefill(protocols: Sequence[str], names: Sequence[str], argv: Sequence[str]
           f"({workers} worker(s))")
 
 
-def _run_child(overrides: Sequence[str]) -> tuple[int, float]:
-    """``rppg-bench run OVERRIDES`` in a child process → (exit status, its peak RSS in MB)."""
+def _spawn_run(overrides: Sequence[str]) -> Any:
+    """``rppg-bench run OVERRIDES`` as a child process (a ``subprocess.Popen``)."""
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", *overrides])
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        raise
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
-    scale = 1024 if sys.platform.startswith("linux") else 2**20  # ru_maxrss: kB on Linux, bytes on macOS
-    return proc.returncode, usage.ru_maxrss / scale
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", *overrides])
 
 
 def free_run_memory() -> None:

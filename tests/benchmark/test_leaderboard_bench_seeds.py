@@ -28,20 +28,28 @@ def test_bench_runs_each_method_in_its_own_process_and_reports_failures(monkeypa
     boards = []
     monkeypatch.setattr("benchmark.leaderboard.cmd_leaderboard", lambda argv: boards.append(list(argv)) or 0)
     children = []
-    real = cli._run_child
+    real = cli._spawn_run
 
     def spy(overrides):
         children.append(list(overrides))
         return real(overrides)
 
-    monkeypatch.setattr(cli, "_run_child", spy)
-    assert cli.main(["bench", "methods=no_such_method", "seeds=3", "tracking.experiment=x", "protocol=synthetic_intra"]) == 1
+    monkeypatch.setattr(cli, "_spawn_run", spy)
+    assert cli.main(["bench", "methods=no_such_method", "seeds=3", "tracking.experiment=x", "protocol=synthetic_intra", "jobs=1"]) == 1
     out, err = capsys.readouterr()
     assert children == [["method=no_such_method", "tracking.experiment=x", "seed=3", "protocol=synthetic_intra"]]
     assert "failed runs: no_such_method seed 3 (exit 1)" in err
     assert "each run in its own process" in out
     assert boards == [["tracking.experiment=x"]]
     assert cli.main(["bench", "methods=pos", "isolate=maybe"]) == 2
+    # two jobs at a time: both children start before either ends; their progress bars are off
+    children.clear()
+    assert cli.main(["bench", "methods=bad_a,bad_b", "tracking.experiment=x", "protocol=synthetic_intra", "jobs=2"]) == 1
+    out, err = capsys.readouterr()
+    assert sorted(children) == [[f"method=bad_{m}", "tracking.experiment=x", "progress=false", "protocol=synthetic_intra"]
+                                for m in "ab"]
+    assert "started bad_b seed default (2/2)" in out and "bad_a seed default (exit 1)" in err and "bad_b seed default (exit 1)" in err
+    assert "2 at a time" in out
 
 
 def test_bench_on_a_suite_fills_the_cache_once_and_tests_every_tier(monkeypatch, capsys):
