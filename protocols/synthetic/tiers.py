@@ -121,7 +121,7 @@ TIERS: dict[str, dict[str, Any]] = {
         "hr_drift_bpm": (-30.0, 30.0), "rsa_bpm": (0.0, 6.0), "respiration": 0.5, "label_lag_s": (0.05, 0.3),
         "sensitivity": (500.0, 4000.0), "full_well_e": (3000.0, 15000.0), "read_noise_e": (1.5, 8.0),
         "auto_exposure_s": (0.0, 2.0), "awb_s": (0.0, 3.0), "ccm": (0.0, 1.0), "jitter_ms": (0.0, 3.0),
-        "codecs": CODECS, "crf": (18.0, 32.0), "jpeg_quality": (60.0, 95.0)},
+        "codecs": CODECS, "crf": (12.0, 18.0), "jpeg_quality": (90.0, 98.0)},
 }
 
 
