@@ -196,7 +196,8 @@ def bench_sizes(names: Sequence[str], argv: Sequence[str]) -> list[int]:
     for name in names:
         try:
             plain = _plain(compose([f"method={name}", *argv]))
-        except Exception:  # noqa: BLE001 - a bad method or override: its run reports the error
+        except Exception as exc:  # noqa: BLE001 - a bad method or override: its run reports the error
+            print(f"[prefill] skipping {name}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
             continue
         task = plain.pop("hydra")["overrides"]["task"]
         fixed = (plain.get("preprocess") or {}).get("size")
@@ -367,7 +368,7 @@ def _prefill(protocols: Sequence[str], names: Sequence[str], argv: Sequence[str]
     from protocols.preprocess import PreprocessConfig
 
     t = time.time()
-    sizes = bench_sizes(names, argv)
+    sizes = bench_sizes(names, [*argv, f"protocol={protocols[0]}"])
     if not sizes:
         return
     plains = [_plain(compose([*argv, f"protocol={p}"], method=False)) for p in protocols]
