@@ -145,8 +145,11 @@ def cmd_run(argv: Sequence[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved[1]
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+    counts: dict[str, int] = {}
+    for e in errors:  # a sweep (a suite's protocols) that fails the same way in every job: said once
+        counts[e] = counts.get(e, 0) + 1
+    for e, n in counts.items():
+        print(f"error: {e}" + (f" (in {n} runs of the sweep)" if n > 1 else ""), file=sys.stderr)
     return 1 if errors else 0
 
 

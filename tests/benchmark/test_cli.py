@@ -186,7 +186,7 @@ def test_bench_gives_back_each_runs_memory(tmp_path):
         sys.modules["benchmark.runner"] = types.SimpleNamespace(run=run)
         cli.compose = lambda overrides: overrides
         cli.cmd_leaderboard = lambda argv: 0
-        cli.cmd_bench(["methods=a,b,c", "isolate=false"])
+        cli.cmd_bench(["methods=a,b,c", "isolate=false", "prefill_workers=0", "protocol=synthetic_intra"])
         print(json.dumps(starts))
     """)
     if not Path("/proc/self/status").exists():
