@@ -39,7 +39,17 @@ def _plain(cfg: Any) -> dict[str, Any]:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+            from omegaconf.errors import InterpolationKeyError
+
+            try:
+                return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+            except InterpolationKeyError as exc:
+                if "'dataset'" in str(exc):  # protocol=eval_only reads the dataset group
+                    from benchmark.settings import ConfigError
+
+                    raise ConfigError(f"protocol {cfg.get('protocol', {}).get('name', '?')!r} evaluates the dataset given "
+                                      "by dataset=<name> dataset.root=PATH (e.g. dataset=folder), and none was given") from None
+                raise
     except ImportError:  # pragma: no cover
         pass
     return json.loads(json.dumps(cfg, default=str))

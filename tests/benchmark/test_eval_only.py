@@ -56,4 +56,4 @@ def test_eval_only_refuses_a_training_method_without_checkpoint(folder, tmp_path
 def test_eval_only_without_a_dataset_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RPPG_BENCH_HYDRA_DIR", str(tmp_path / "outputs"))
     assert main(["run", "method=pos", "protocol=eval_only", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]) == 1
-    assert "dataset" in capsys.readouterr().err
+    assert "evaluates the dataset given by dataset=<name> dataset.root=PATH" in capsys.readouterr().err
