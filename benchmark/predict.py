@@ -343,7 +343,8 @@ class BVPStream:
         clip = torch.from_numpy(transform_chunk(x, 0, T, info.transforms, stats))[None]
         model = m.inference_model().eval()
         with torch.no_grad():
-            out = m.signal(m.forward(model, {"frames": clip})).float().cpu().numpy()[0]
+            batch = {"frames": clip, "fps": torch.tensor([self.fps], dtype=torch.float32)}
+            out = m.signal(m.forward(model, batch)).float().cpu().numpy()[0]
         return np.asarray(out[: len(frames)], dtype=np.float64)
 
 

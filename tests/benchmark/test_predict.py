@@ -122,3 +122,24 @@ def test_training_methods_need_a_checkpoint():
 def test_unknown_argument_is_an_error():
     with pytest.raises(ValueError, match="unknown argument 'windows'"):
         main(["x.mp4", "windows=3"])
+
+
+def test_neural_checkpoint_runs_at_its_recorded_shape(face_video, tmp_path):
+    import torch
+
+    from benchmark.registry import create_method, discover
+    from benchmark.shape_guard import wrap
+
+    discover()
+    m = create_method("physnet", frames=32, size=32)
+    ckpt = tmp_path / "physnet.pt"
+    torch.save(wrap(m.get_model().state_dict(), m.input_spec(), 30.0), ckpt)
+    video, _ = face_video
+    out = tmp_path / "out"
+    assert main([str(video), "method=physnet", f"method.checkpoint={ckpt}", f"out={out}", "progress=false", "report=false"]) == 0
+    s = json.loads((out / "face" / "summary.json").read_text())
+    assert s["input_shape"]["frames"] == 32 and s["input_shape"]["size"] == 32
+    assert s["input_shape"]["source"] == "recorded in the checkpoint" and s["box_coef"] == 1.5
+    assert len((out / "face" / "bvp.csv").read_text().splitlines()) == 361
+    with pytest.raises(ValueError, match="trained at 32 frames × 32×32 .* method.frames=64 would run it at 64 frames × 32×32"):
+        build_predict_method("physnet", {"checkpoint": str(ckpt), "frames": 64})
