@@ -791,9 +791,12 @@ def paced_frames(open_source: Callable[[], Iterator[np.ndarray]], fps: float, re
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     backlog: list[int] = stats.setdefault("backlog", [])
+    stats.setdefault("wait_s", 0.0)
     try:
         while True:
+            t = time.perf_counter()
             item = q.get()
+            stats["wait_s"] += time.perf_counter() - t  # idle: waiting for the next frame
             if item is None:
                 break
             arrival.append(item[0])
@@ -877,8 +880,9 @@ def predict_live(source: str, info: MethodInfo, cfg: PredictConfig, out_root: st
         "backlog_frames_mean_first_half": round(float(backlog[:half].mean()), 2) if half else 0.0,
         "backlog_frames_mean_second_half": round(float(backlog[half:].mean()), 2) if half else 0.0,
         "wall_s": round(wall, 2), "media_s": round(media, 2),
-        "processing_s": round(res.seconds, 2),
-        "real_time_factor": round(media / max(res.seconds, 1e-9), 2),
+        "busy_s": round(res.seconds - stats.get("wait_s", 0.0), 2),
+        # media seconds per second of work (decode in the reader thread not counted: a camera decodes too)
+        "real_time_factor": round(media / max(res.seconds - stats.get("wait_s", 0.0), 1e-9), 2),
         "realtime_fed": bool(realtime),
     }
     _write_outputs(Path(out_root) / Path(name).stem, res, ana, summary, cfg)

@@ -143,3 +143,11 @@ def test_neural_checkpoint_runs_at_its_recorded_shape(face_video, tmp_path):
     assert len((out / "face" / "bvp.csv").read_text().splitlines()) == 361
     with pytest.raises(ValueError, match="trained at 32 frames × 32×32 .* method.frames=64 would run it at 64 frames × 32×32"):
         build_predict_method("physnet", {"checkpoint": str(ckpt), "frames": 64})
+
+
+def test_predict_help_starts_nothing(capsys):
+    from benchmark import cli
+
+    assert cli.main(["predict", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:\n  rppg-bench predict PATH") and "source=camera:0" in out
