@@ -153,6 +153,7 @@ class MethodInfo:
     transforms: tuple[str, ...]
     checkpoint: str | None
     shape_source: str
+    trained_fps: float | None = None
 
     def shape(self) -> dict[str, Any]:
         return {"frames": self.frames, "size": self.size, "transforms": list(self.transforms), "source": self.shape_source}
@@ -189,7 +190,8 @@ def build_predict_method(name: str, overrides: dict[str, Any], size: int | None 
     method = create_method(name, **cfg)
     method.load_checkpoint(ckpt)
     spec = method.input_spec()
-    return MethodInfo(method, name, True, spec.frames, spec.size, tuple(spec.transforms), str(ckpt), source)
+    return MethodInfo(method, name, True, spec.frames, spec.size, tuple(spec.transforms), str(ckpt), source,
+                      trained.get("fps"))
 
 
 # -- face box ------------------------------------------------------------------------------------
@@ -359,7 +361,11 @@ def _is_derivative(method: Any) -> bool:
 
 
 def band_for(fps: float) -> tuple[float, float]:
-    """:data:`BAND`, its upper edge kept below Nyquist for low frame rates."""
+    """:data:`BAND`, its upper edge kept below Nyquist for low frame rates.
+
+    >>> band_for(30.0), band_for(5.0)
+    ((0.7, 3.0), (0.7, 2.25))
+    """
     return (BAND[0], min(BAND[1], 0.45 * float(fps)))
 
 
@@ -709,7 +715,8 @@ def summarize(name: str, res: StreamResult, ana: dict[str, Any], info: MethodInf
         "face_coverage": round(res.coverage, 4), "no_face_policy": cfg.no_face, "box_coef": res.box_coef,
         "no_face_seconds": [i for i, f in enumerate(res.face[:: max(1, int(round(res.fps)))]) if not f],
         "method": {"name": info.name, "kind": "neural" if info.neural else "unsupervised", "config": _method_cfg(info.method)},
-        "checkpoint": info.checkpoint, "input_shape": info.shape(),
+        "checkpoint": info.checkpoint, "input_shape": info.shape(), "trained_fps": info.trained_fps,
+        "warnings": [w for w in [fps_warning(info, res.fps)] if w],
         "window_s": cfg.window_s, "stride_s": cfg.stride_s, "band_hz": list(band_for(res.fps)),
         "seconds": round(res.seconds, 2), "frames_per_s": round(n_frames / res.seconds, 1) if res.seconds > 0 else None,
     }
@@ -741,6 +748,18 @@ def predict_video(path: str | Path, info: MethodInfo, cfg: PredictConfig, out_ro
     return summary
 
 
+def fps_warning(info: MethodInfo, fps: float) -> str | None:
+    """A note when a checkpoint trained at one frame rate runs on video at another (> 10 % apart):
+    its temporal filters then see other pulse frequencies. Frames are not resampled.
+
+    >>> fps_warning(MethodInfo(None, "m", True, 128, 72, (), "c.pt", "", 30.0), 15.0)
+    'checkpoint c.pt was trained on 30 fps video; this video is 15 fps (frames are not resampled)'
+    """
+    if not info.trained_fps or abs(fps - info.trained_fps) <= 0.1 * info.trained_fps:
+        return None
+    return f"checkpoint {info.checkpoint} was trained on {info.trained_fps:g} fps video; this video is {fps:g} fps (frames are not resampled)"
+
+
 def _check_face(res: StreamResult, cfg: PredictConfig, path: Any) -> None:
     if res.coverage > 0:
         return
@@ -755,8 +774,9 @@ def summary_line(s: dict[str, Any]) -> str:
     h = s["hrv"]
     hrv_txt = f"SDNN {h['sdnn_ms']} ms, RMSSD {h['rmssd_ms']} ms" if "sdnn_ms" in h else "HRV: too short"
     rr = s["respiration"]["rate_per_min"]
+    warn = "".join(f"\n  warning: {w}" for w in s.get("warnings", []))
     return (f"{s['video']}: HR {s['hr_bpm']} bpm, respiration {rr if rr is not None else '-'} /min, {hrv_txt}, "
-            f"face {s['face_coverage']:.0%}, {s['frames']} frames @ {s['fps']:g} fps, {s['frames_per_s']} frames/s")
+            f"face {s['face_coverage']:.0%}, {s['frames']} frames @ {s['fps']:g} fps, {s['frames_per_s']} frames/s" + warn)
 
 
 # -- live ----------------------------------------------------------------------------------------

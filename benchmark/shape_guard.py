@@ -77,7 +77,11 @@ def checkpoint_shape(path: str | Path, method_cls: type) -> tuple[dict[str, Any]
 
 
 def shape_text(shape: Mapping[str, Any]) -> str:
-    """``128 frames × 72×72``."""
+    """The shape as said in messages.
+
+    >>> shape_text({"frames": 128, "size": 72})
+    '128 frames × 72×72'
+    """
     return f"{shape['frames']} frames × {shape['size']}×{shape['size']}"
 
 
