@@ -33,6 +33,10 @@ overlap-added with linear cross-fades. Memory is therefore one chunk of crops pl
 frame, whatever the duration. Neural frame transforms use the chunk's statistics (the benchmark
 uses the whole record's, which a stream does not have).
 
+**Skin mask** (training-free methods): in each crop, non-skin pixels (YCrCb thresholds) are replaced
+by the mean skin colour (:func:`fill_non_skin`), so hair, eyes and background that enter a moving
+crop do not add their own colour changes; neural methods get the crop as trained.
+
 **Face box.** OpenCV's Haar cascade (as preprocessing; :func:`detect` adds a second cascade where
 that one finds nothing) once per ``detect_every_s`` (1 s); the crop
 is the coordinate-wise median of the last 5 detections, scaled ×``box_coef`` about its centre (1.5
@@ -121,9 +125,11 @@ class PredictConfig:
     size: int | None = None  # None: the method's input size (training-free methods: 72, as preprocessing)
     box_coef: float | None = None  # None: 1.5 for neural methods (as they were trained), 0.7 for training-free ones
     detect_every_s: float = 1.0
+    box_median: int = 5  # the crop is the median of the last this many detections
     no_face: str = "error"
     fps: float | None = None  # None: the container's frame rate
     report: bool = True
+    skin_mask: bool | None = None  # None: on for training-free methods (see :func:`fill_non_skin`)
 
     def __post_init__(self) -> None:
         for k in ("window_s", "stride_s", "chunk_s", "detect_every_s", "box_coef"):
@@ -233,7 +239,7 @@ class FaceTracker:
     def __init__(self, fps: float, height: int, width: int, cfg: PredictConfig, coef: float = 1.5):
         self.every = max(1, int(round(cfg.detect_every_s * fps)))
         self.h, self.w, self.coef = height, width, coef
-        self.recent: deque[tuple[int, int, int, int]] = deque(maxlen=5)
+        self.recent: deque[tuple[int, int, int, int]] = deque(maxlen=max(1, int(cfg.box_median)))
         self.found: list[bool] = []  # one per detection slot (``every`` frames)
         self.crop: tuple[int, int, int, int] | None = None
         self.thumb: np.ndarray | None = None  # frame of the first detection, downscaled, with its box
@@ -432,6 +438,7 @@ def run_stream(frames: Iterable[np.ndarray], fps: float, height: int, width: int
         overlap = overlap if overlap is not None else int(round(cfg.overlap_s * fps))
     coef = cfg.box_coef if cfg.box_coef is not None else (1.5 if info.neural else TRAINING_FREE_BOX_COEF)
     tracker = FaceTracker(fps, height, width, cfg, coef)
+    mask_skin = cfg.skin_mask if cfg.skin_mask is not None else not info.neural
     stream = BVPStream(info, fps, chunk, overlap, on_chunk)
     s = info.size
     crop = np.empty((s, s, 3), np.uint8)
@@ -441,6 +448,8 @@ def run_stream(frames: Iterable[np.ndarray], fps: float, height: int, width: int
             raise DatasetFormatError(where, f"frame {i} has shape {frame.shape}, expected {(height, width, 3)}")
         x0, y0, x1, y1 = tracker.box(frame, i)
         cv2.resize(frame[y0:y1, x0:x1], (s, s), dst=crop, interpolation=cv2.INTER_AREA)
+        if mask_skin:
+            fill_non_skin(crop)
         stream.push(crop)
         if progress is not None:
             progress.update(1)
@@ -450,6 +459,22 @@ def run_stream(frames: Iterable[np.ndarray], fps: float, height: int, width: int
     bvp = stream.finish()
     return StreamResult(bvp, fps, tracker.face_per_frame(n), tracker.coverage(), tracker.thumb, tracker.thumb_box,
                         stream.seconds, time.perf_counter() - t0, height, width, coef)
+
+
+def fill_non_skin(crop: np.ndarray) -> None:
+    """Replace the crop's non-skin pixels (in place) by the mean colour of its skin pixels, so that
+    a spatial mean — all a training-free method takes from a frame — is the mean over skin only.
+    Skin: YCrCb with 133 ≤ Cr ≤ 173 and 77 ≤ Cb ≤ 127 (Chai & Ngan 1999, IEEE TCSVT 9(4):551). Hair,
+    eyes and background entering a moving crop then do not add their own colour changes. A crop with
+    under 10 % skin pixels is left as it is."""
+    import cv2
+
+    ycc = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
+    skin = cv2.inRange(ycc, (0, 133, 77), (255, 173, 127)).astype(bool)
+    n = int(skin.sum())
+    if n < 0.1 * skin.size or n == skin.size:
+        return
+    crop[~skin] = crop[skin].mean(axis=0).round().astype(np.uint8)
 
 
 def _frames_of(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

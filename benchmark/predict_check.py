@@ -4,7 +4,7 @@
         renders synthetic videos with the v3 world (several tiers/tasks, 60–90 s; hrv: three more
         still 90-s videos with resting-adult HRV, :data:`HRV_CONDITIONS`) and writes
         DIR/<name>.mp4 + DIR/<name>.truth.json (beat times, respiration rate, conditions)
-    python -m benchmark.predict_check accuracy DIR [method=pos] [out=DIR/predict]
+    python -m benchmark.predict_check accuracy DIR [method=pos] [out=DIR/predict] [PredictConfig key=value ...]
         runs ``predict`` on every video and compares with the truth: median HR error, per-window
         HR MAE, SDNN / RMSSD relative errors, respiration error → table on stdout + DIR/accuracy.json
     python -m benchmark.predict_check memory [short_s=60] [long_s=600] [workdir=/tmp/predict_mem]
@@ -20,6 +20,7 @@ pulse follows them by a constant transit delay, so intervals — HR, SDNN, RMSSD
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -137,7 +138,9 @@ def cmd_accuracy(argv: list[str]) -> int:
     out = Path(kw.get("out", root / "predict"))
     discover()
     info = build_predict_method(kw.get("method", "pos"), {})
-    cfg = PredictConfig()
+    from benchmark.predict import _value
+
+    cfg = PredictConfig(**{k: _value(v) for k, v in kw.items() if k in PredictConfig.__dataclass_fields__})
     rows = []
     for video in sorted(root.glob("*.mp4")):
         tj = video.with_suffix(".truth.json")
@@ -180,7 +183,7 @@ def cmd_accuracy(argv: list[str]) -> int:
         "resp_abs_err_per_min": [None if r["resp_pred"] is None else round(abs(r["resp_pred"] - r["resp_true"]), 1) for r in rows],
     }
     print(json.dumps(summary, indent=1))
-    (root / "accuracy.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+    (out / "accuracy.json").write_text(json.dumps({"rows": rows, "summary": summary, "config": dataclasses.asdict(cfg)}, indent=1))
     return 0
 
 
