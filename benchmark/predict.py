@@ -97,6 +97,10 @@ MIN_FPS, MAX_FPS = 5.0, 240.0
 MIN_SECONDS = 5.0
 #: HRV only from recordings at least this long (s); respiration from RESP_MIN_S.
 HRV_MIN_S, RESP_MIN_S = 60.0, 30.0
+#: HRV is flagged unreliable when fewer windows than this are good or fair: on the synthetic
+#: acceptance videos every still video whose SDNN came within 15 % had all windows good or fair,
+#: and noisy beats only ever inflate SDNN and RMSSD.
+HRV_MIN_QUALITY = 0.8
 VIDEO_EXTS = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm")
 NO_FACE = ("error", "full_frame", "skip_record")
 #: Face box scale for training-free methods: the central 70 % of the Haar box (forehead, cheeks, nose;
@@ -636,7 +640,12 @@ def analyse(res: StreamResult, cfg: PredictConfig) -> dict[str, Any]:
                           "from": "BVP respiratory modulation: beat-interval (RSA) and beat-amplitude series, spectral fusion, 6–30 /min",
                           "min_duration_s": RESP_MIN_S}
     if duration >= HRV_MIN_S and len(peaks) >= 30:
-        out["hrv"] = {**hrv(peaks, fs), "from": "beats of the BVP (×{} interpolation, Elgendi + Kubios fixpeaks)".format(int(fs / fps))}
+        ok = float(np.mean([r["quality"] in ("good", "fair") for r in rows])) if rows else 0.0
+        out["hrv"] = {**hrv(peaks, fs), "from": "beats of the BVP (×{} interpolation, Elgendi + Kubios fixpeaks)".format(int(fs / fps)),
+                      "good_or_fair_windows": round(ok, 3), "reliable": ok >= HRV_MIN_QUALITY,
+                      "note": None if ok >= HRV_MIN_QUALITY else
+                      f"only {ok:.0%} of the windows are good or fair (< {HRV_MIN_QUALITY:.0%}): beat times are noisy and "
+                      "SDNN/RMSSD overestimated"}
     else:
         out["hrv"] = {"skipped": f"needs >= {HRV_MIN_S:g} s and >= 30 beats (got {duration:.1f} s, {len(peaks)} beats)"}
     return out
@@ -797,7 +806,8 @@ def _check_face(res: StreamResult, cfg: PredictConfig, path: Any) -> None:
 
 def summary_line(s: dict[str, Any]) -> str:
     h = s["hrv"]
-    hrv_txt = f"SDNN {h['sdnn_ms']} ms, RMSSD {h['rmssd_ms']} ms" if "sdnn_ms" in h else "HRV: too short"
+    hrv_txt = (f"SDNN {h['sdnn_ms']} ms, RMSSD {h['rmssd_ms']} ms" + ("" if h.get("reliable") else " (unreliable: noisy beats)")
+               if "sdnn_ms" in h else "HRV: too short")
     rr = s["respiration"]["rate_per_min"]
     warn = "".join(f"\n  warning: {w}" for w in s.get("warnings", []))
     return (f"{s['video']}: HR {s['hr_bpm']} bpm, respiration {rr if rr is not None else '-'} /min, {hrv_txt}, "

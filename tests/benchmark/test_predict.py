@@ -151,3 +151,16 @@ def test_predict_help_starts_nothing(capsys):
     assert cli.main(["predict", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage:\n  rppg-bench predict PATH") and "source=camera:0" in out
+
+
+def test_skin_mask_makes_the_spatial_mean_the_skin_mean():
+    from benchmark.predict import fill_non_skin
+
+    crop = np.zeros((8, 8, 3), np.uint8)
+    crop[:, :4] = (200, 140, 120)  # skin-coloured
+    crop[:, 4:] = (30, 60, 200)  # blue background
+    fill_non_skin(crop)
+    assert np.all(crop == np.array([200, 140, 120], np.uint8))
+    blue = np.full((8, 8, 3), (30, 60, 200), np.uint8)
+    fill_non_skin(blue)  # no skin: left as it is
+    assert np.all(blue == np.array([30, 60, 200], np.uint8))
