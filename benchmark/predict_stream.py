@@ -112,8 +112,8 @@ class MethodInfo:
 
 _ALT: Any = None
 
-#: Widest frame the face detector searches at full resolution (see :func:`detect`).
-DETECT_WIDTH = 320
+#: Frame height the face detector searches at (an integer downscale of taller frames, see :func:`detect`).
+DETECT_HEIGHT = 240
 
 
 def detect(frame: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -126,10 +126,11 @@ def detect(frame: np.ndarray) -> tuple[int, int, int, int] | None:
 
     from protocols.face_box import detect_face
 
-    # Frames wider than DETECT_WIDTH are searched at an integer downscale (640×480 → 320×240): the
-    # cascade's cost grows with the pixel count (88 → ~25 ms per 640×480 frame here), and a face of
-    # the cascade's 30-px minimum at 320 px is 60 px at 640 — smaller than any webcam framing.
-    k = max(1, int(frame.shape[1] // DETECT_WIDTH))
+    # Frames are searched at an integer downscale to about DETECT_HEIGHT rows (640×480 → 320×240,
+    # 1920×1080 → 480×270): the cascade's cost grows with the pixel count (88 → 35 ms per 640×480
+    # frame here), and its 30-px smallest face is then about 1/8 of the frame height — smaller than
+    # a face framed for rPPG (a smaller one gives too few skin pixels anyway).
+    k = max(1, int(frame.shape[0] // DETECT_HEIGHT))
     small = frame if k == 1 else cv2.resize(frame, (frame.shape[1] // k, frame.shape[0] // k), interpolation=cv2.INTER_AREA)
     b = detect_face(small)
     if b is None:
