@@ -17,7 +17,7 @@ PATH is a video file or a folder of them (extensions of the ``folder`` loader). 
   ``good`` (SNR ≥ 3 dB and prominence ≥ 3 dB), ``poor`` (SNR < 0 dB or prominence < 1 dB) or ``fair``.
   The thresholds are heuristics set on synthetic videos (a 10-s window of white noise scores about
   −1 dB SNR and 0–2 dB prominence), not calibrated against real recordings;
-* ``summary.json`` — median HR (windows with a face, ``poor`` ones left out when others exist),
+* ``summary.json`` — median HR (of the windows with a face),
   respiration rate, HRV (≥ 60 s), frames, fps, face coverage, method, checkpoint and input shape;
 * ``report.png`` — first frame with the face box, a BVP excerpt, HR over time shaded by quality,
   beat-to-beat intervals.
