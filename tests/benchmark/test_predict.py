@@ -164,3 +164,25 @@ def test_skin_mask_makes_the_spatial_mean_the_skin_mean():
     blue = np.full((8, 8, 3), (30, 60, 200), np.uint8)
     fill_non_skin(blue)  # no skin: left as it is
     assert np.all(blue == np.array([30, 60, 200], np.uint8))
+
+
+def test_camera_source_runs_the_live_path(face_video, tmp_path, monkeypatch):
+    """``source=camera:N`` with OpenCV's capture replaced by one that plays the test video (no camera here)."""
+    video, true_hr = face_video
+    real = cv2.VideoCapture
+    opened: list[int] = []
+
+    class FakeCamera:
+        def __init__(self, index):
+            opened.append(index)
+            self.cap = real(str(video))
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
+    lines: list[str] = []
+    info = build_predict_method("pos", {})
+    s = predict_live("camera:2", info, PredictConfig(window_s=8, stride_s=2, report=False), tmp_path, echo=lines.append)
+    assert opened == [2] and s["frames"] == 360 and len(lines) == 3
+    assert abs(s["hr_bpm"] - true_hr) < 4.0 and (tmp_path / "camera_2" / "bvp.csv").is_file()
