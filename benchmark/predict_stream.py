@@ -221,7 +221,6 @@ class BVPStream:
         self.n = 0
         self.next_start = 0
         self.done_until = 0  # frames [0, done_until) are covered by a processed chunk
-        self.acc: list[np.ndarray] = []  # per-frame weighted sums, grown in blocks
         self._acc = np.zeros(0)
         self._wsum = np.zeros(0)
         self.on_chunk = on_chunk
