@@ -412,6 +412,13 @@ def main(argv: Sequence[str]) -> int:
         print(f"[live] {json.dumps(s['live'])}")
         return 0
     videos = list_videos(args["paths"])
+    stems: dict[str, list[str]] = {}
+    for v in videos:
+        stems.setdefault(v.stem, []).append(str(v))
+    clash = {k: v for k, v in stems.items() if len(v) > 1}
+    if clash:  # each video writes DIR/<stem>/: two with one stem would overwrite each other
+        raise ValueError("videos with the same name would write the same output folder: "
+                         + "; ".join(", ".join(v) for v in clash.values()) + " — rename one or run them separately")
     failed: dict[str, str] = {}
     skipped: dict[str, str] = {}
     from benchmark.settings import one_line

@@ -186,3 +186,12 @@ def test_camera_source_runs_the_live_path(face_video, tmp_path, monkeypatch):
     s = predict_live("camera:2", info, PredictConfig(window_s=8, stride_s=2, report=False), tmp_path, echo=lines.append)
     assert opened == [2] and s["frames"] == 360 and len(lines) == 3
     assert abs(s["hr_bpm"] - true_hr) < 4.0 and (tmp_path / "camera_2" / "bvp.csv").is_file()
+
+
+def test_two_videos_with_one_name_are_refused(face_video, tmp_path):
+    video, _ = face_video
+    (tmp_path / "a.avi").write_bytes(video.read_bytes())
+    (tmp_path / "a.mkv").write_bytes(video.read_bytes())
+    with pytest.raises(ValueError, match="same output folder"):
+        main([str(tmp_path), f"out={tmp_path / 'out'}", "progress=false"])
+    assert not (tmp_path / "out").exists()
