@@ -12,6 +12,8 @@
     rppg-bench efficiency [device=cpu|cuda] [methods=a,b]   # params, MACs, throughput, memory
     rppg-bench preprocess dataset=NAME dataset.root=PATH [preprocess.size=72] [workers=4]
     rppg-bench perf preprocess VIDEO      # our preprocessing fps vs decode-only fps
+    rppg-bench predict PATH [method=pos] [method.checkpoint=FILE] [out=DIR] [window_s=10] [stride_s=1] [--live]   # your own videos: pulse, HR over time, HRV, respiration (no label)
+    rppg-bench predict source=camera:0 [duration_s=60]   # ... live from a webcam
     rppg-bench realism                    # classic methods on each synthetic tier vs published MAEs → results/realism.*
     rppg-bench label-report [key=value]   # label fidelity and SQIs of raw / band-passed / quantized labels
     rppg-bench label-experiment [key=value]   # label-noise experiment: methods × severity × label mode × seeds
@@ -47,8 +49,8 @@ def compose(overrides: Sequence[str], *, method: bool = True) -> Any:
     fixed = []
     for o in overrides:
         key = o.split("=", 1)[0]
-        if key in ("dataset",) and not o.startswith("+"):
-            o = "+" + o
+        if key == "+dataset":  # `dataset` is in the defaults list (null): a plain group override
+            o = o[1:]
         fixed.append(o)
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=list(fixed))
@@ -487,7 +489,17 @@ def cmd_perf(argv: Sequence[str]) -> int:
     return perf_main(list(argv[1:]))
 
 
+def cmd_predict(argv: Sequence[str]) -> int:
+    """Pulse wave, HR over time with quality, HRV and respiration of video files (no label needed):
+    DIR/<stem>/{bvp.csv, hr.csv, summary.json, report.png}; a folder run goes on past a bad file and
+    lists it at the end (exit status 1). Details: benchmark/predict.py."""
+    from benchmark.predict import main as predict_main
+
+    return predict_main(list(argv))
+
+
 COMMANDS = {
+    "predict": cmd_predict,
     "run": cmd_run, "bench": cmd_bench, "methods": cmd_methods, "datasets": cmd_datasets,
     "leaderboard": cmd_leaderboard, "efficiency": cmd_efficiency, "preprocess": cmd_preprocess, "perf": cmd_perf,
 }

@@ -68,6 +68,8 @@ def _store_config(name: str, cls: Any) -> None:
     except ImportError:  # pragma: no cover - hydra is a hard dependency
         return
     node = {"name": name, **{f.name: _default(f) for f in dataclasses.fields(cfg_cls)}}
+    if "checkpoint" in node:  # benchmark.shape_guard: not a method setting (settings.METHOD_META_KEYS), a guard switch
+        node["allow_shape_change"] = False
     ConfigStore.instance().store(group="method", name=name, node=node)
 
 

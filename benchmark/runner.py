@@ -28,6 +28,7 @@ from benchmark.evaluate import EvalConfig, RecordSignal, constant_predictor_mae,
 from benchmark.labels import build_label_pipeline
 from benchmark.method import NeuralMethod, UnsupervisedMethod
 from benchmark.registry import create_method, get_method_class
+from benchmark.shape_guard import guard as shape_guard
 from benchmark.settings import (METHOD_META_KEYS, PRESET_METHOD_KEYS, Settings, check_chunk_length, check_config,
                                 check_trainer, explicit_keys)
 from benchmark.settings import resolve as resolve_with_sources
@@ -45,7 +46,17 @@ def _plain(cfg: Any) -> dict[str, Any]:
         from omegaconf import DictConfig, OmegaConf
 
         if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+            from omegaconf.errors import InterpolationKeyError
+
+            try:
+                return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+            except InterpolationKeyError as exc:
+                if "'dataset'" in str(exc):  # protocol=eval_only reads the dataset group
+                    from benchmark.settings import ConfigError
+
+                    raise ConfigError(f"protocol {cfg.get('protocol', {}).get('name', '?')!r} evaluates the dataset given "
+                                      "by dataset=<name> dataset.root=PATH (e.g. dataset=folder), and none was given") from None
+                raise
     except ImportError:  # pragma: no cover
         pass
     return json.loads(json.dumps(cfg, default=str))
@@ -283,6 +294,8 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
     from benchmark.trainer import Trainer, TrainerConfig, configure_determinism, seed_everything
 
     plain = _plain(cfg)
+    # the shape guard's switch is no method setting and no part of the run's identity (the shape it permits is)
+    allow_shape = bool((plain.get("method") or {}).pop("allow_shape_change", False))
     hydra_node = plain.pop("hydra", None) or {}
     if overrides is None:
         overrides = list((hydra_node.get("overrides") or {}).get("task") or [])
@@ -290,6 +303,7 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
     seed = int(plain.get("seed", 0))
     progress = bool(plain.get("progress", True))
     settings = resolve_settings(plain, explicit_keys(overrides))
+    settings = shape_guard(settings, get_method_class(str(settings.method["name"])), allow_shape)  # checkpoints keep their shape
     neural = settings.neural
     if neural:
         check_trainer(settings)
@@ -304,6 +318,9 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
         raise FileNotFoundError(f"checkpoint file not found: {ckpt_path} (method.checkpoint)")
     ecfg = EvalConfig.from_dict({**(plain.get("eval") or {}), "seed": seed})
     protocol = Protocol.from_config(plain["protocol"])
+    if neural and not ckpt_path and not protocol.splits.get("train"):
+        raise ValueError(f"method {method.name!r} must be trained, and protocol {protocol.name!r} has no training split: "
+                         f"give method.checkpoint=FILE (ours or a published rPPG-Toolbox .pth), or use a protocol with a train split")
     pp = dict(plain.get("preprocess") or {})
     if pp.get("size") is None:
         pp["size"] = method.input_spec().size if neural else 72

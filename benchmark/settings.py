@@ -37,8 +37,9 @@ TRAINER_META_KEYS = ("name", "quick_shapes", "recipe")
 PRESET_METHOD_KEYS = ("frames", "size")
 PRESET_EXTRA_KEYS = ("phases",)
 #: Method-config keys that are not passed to the method: its registered name, the variant's name
-#: (leaderboard row) and the variant's trainer block.
-METHOD_META_KEYS = ("name", "variant", "trainer")
+#: (leaderboard row), the variant's trainer block and the checkpoint shape guard's switch
+#: (``benchmark.shape_guard``).
+METHOD_META_KEYS = ("name", "variant", "trainer", "allow_shape_change")
 #: Sections whose keys are checked against a fixed list (see :func:`valid_keys`).
 LABELS_KEYS = ("name", "transforms")
 TRACKING_KEYS = ("uri", "experiment", "artifacts", "tags")
@@ -48,6 +49,8 @@ SCHEDULERS = (None, "none", "onecycle")
 SELECTS = ("val_loss", "last", "val_mae")
 AMPS = ("none", "bf16")
 SEED_MAX = 2**32 - 1
+#: Protocols that take their dataset from the top-level ``dataset`` group (``dataset=<name> dataset.root=...``).
+DATASET_PROTOCOLS = ("eval_only",)
 
 COMMAND_LINE = "command line"
 
@@ -129,7 +132,10 @@ def check_config(plain: Mapping[str, Any]) -> None:
     from benchmark.evaluate import EvalConfig
     from protocols.preprocess import PreprocessConfig
 
-    _unknown("", plain, top_level_keys())
+    # `dataset=<name>` is read by the protocols that name it (eval_only) and by `preprocess`; elsewhere it
+    # would be ignored silently, so it stays an unknown key there
+    uses_dataset = str((plain.get("protocol") or {}).get("name", "")) in DATASET_PROTOCOLS
+    _unknown("", plain, [k for k in top_level_keys() if k != "dataset" or uses_dataset])
     tkeys = trainer_keys()
     _unknown("trainer", plain.get("trainer") or {}, tkeys)
     method = plain.get("method") or {}

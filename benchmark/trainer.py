@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.method import NeuralMethod, Phase
+from benchmark.shape_guard import unwrap, wrap
 
 
 class TrainingError(RuntimeError):
@@ -343,6 +344,10 @@ class Trainer:
         method.prepare(train_ds)
         phases = method.phases()
         result = FitResult()
+        # checkpoints keep the input spec they were trained with (benchmark.shape_guard); fps: the training records' median
+        spec = method.input_spec()
+        rates = [float(r.fps) for r in getattr(train_ds, "records", []) if getattr(r, "fps", None)]
+        fps = float(np.median(rates)) if rates else None
         last_path = self.run_dir / "last.pt"
         state = torch.load(last_path, map_location="cpu", weights_only=False) if (self.cfg.resume and last_path.is_file()) else None
         if state is not None:
@@ -358,7 +363,7 @@ class Trainer:
             final_path = self.run_dir / f"phase_{phase.name}_final.pt"
             if state is not None and state["phase_index"] > pi:
                 # finished in an earlier run: restore its selected weights and its hand-over
-                module.load_state_dict(torch.load(final_path, map_location=self.device, weights_only=True))
+                module.load_state_dict(unwrap(torch.load(final_path, map_location=self.device, weights_only=True)))
                 if phase.on_end:
                     phase.on_end(module)
                 continue
@@ -402,7 +407,7 @@ class Trainer:
                 if select == "last" or value < best_val:
                     best_val = value if select != "last" else float(epoch)
                     best_epoch = epoch
-                    _atomic_save(module.state_dict(), best_path)
+                    _atomic_save(wrap(module.state_dict(), spec, fps), best_path)
                 result.history.append(row)
                 self.log_metrics({f"{phase.name}/{k}": float(v) for k, v in row.items() if isinstance(v, float)}, len(result.history))
                 result.best[phase.name] = {"epoch": best_epoch, "value": best_val, "select": select}
@@ -413,8 +418,8 @@ class Trainer:
                     "history": result.history, "best": result.best,
                 }, last_path)
             if best_path.is_file():
-                module.load_state_dict(torch.load(best_path, map_location=self.device, weights_only=True))
-            _atomic_save(module.state_dict(), final_path)
+                module.load_state_dict(unwrap(torch.load(best_path, map_location=self.device, weights_only=True)))
+            _atomic_save(wrap(module.state_dict(), spec, fps), final_path)
             if phase.on_end:
                 phase.on_end(module)
             # mark the phase as finished so a resume skips it
