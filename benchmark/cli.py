@@ -258,9 +258,12 @@ def cmd_bench(argv: Sequence[str]) -> int:
     runs = [(name, seed) for name in names for seed in seed_list]
     if in_child:
         jobs = _bench_jobs(jobs_arg, argv)
-        if jobs > 1:  # longest first: neural runs before the classic ones, so the jobs end together
-            runs.sort(key=lambda r: not _is_neural(r[0]))
+        history = _duration_history(argv)
+        if jobs > 1:  # longest first, so the jobs end together: by the last bench's times, else neural first
+            runs.sort(key=lambda r: (-history.get(r[0], 1e9 if _is_neural(r[0]) else 0.0)))
         _run_children(runs, protocols, argv, jobs, timings, failed)
+        _duration_history(argv, {n: sec / max(1, len(seed_list)) for n, (sec, _) in timings.items()
+                                 if not any(f.startswith(f"{n} seed") for f in failed)})
     else:
         jobs = 1
         from benchmark.runner import run
@@ -285,6 +288,27 @@ def cmd_bench(argv: Sequence[str]) -> int:
         print("error: failed runs: " + "; ".join(failed), file=sys.stderr)
         return 1
     return rc
+
+
+def _duration_history(argv: Sequence[str], update: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per (method, seed) run of earlier benches (``<runs_dir>/bench_durations.json``), used
+    only to start the longest runs first; ``update`` merges new figures in (written atomically)."""
+    import json
+    from pathlib import Path
+
+    runs_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("runs_dir=")), os.environ.get("RPPG_BENCH_RUNS", "runs"))
+    path = Path(runs_dir) / "bench_durations.json"
+    try:
+        known = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        known = {}
+    if update:
+        known.update(update)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+        tmp.replace(path)
+    return known
 
 
 def _is_neural(name: str) -> bool:
