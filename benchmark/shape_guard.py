@@ -34,7 +34,10 @@ class ShapeChangeError(ConfigError):
 
 
 def wrap(state_dict: Mapping[str, Any], spec: Any, fps: float | None) -> dict[str, Any]:
-    """A checkpoint dict holding the weights and the input spec they were trained with."""
+    """A checkpoint dict holding the weights and the input spec they were trained with; the bare state
+    dict for a trainee without an input spec (the label lab's quantizers train on labels, not video)."""
+    if spec is None:
+        return dict(state_dict)
     return {"model": dict(state_dict), SPEC_KEY: {"frames": int(spec.frames), "size": int(spec.size),
                                                   "transforms": list(spec.transforms), "label": str(spec.label),
                                                   "fps": None if fps is None else float(fps)}}

@@ -345,7 +345,7 @@ class Trainer:
         phases = method.phases()
         result = FitResult()
         # checkpoints keep the input spec they were trained with (benchmark.shape_guard); fps: the training records' median
-        spec = method.input_spec()
+        spec = method.input_spec() if hasattr(method, "input_spec") else None
         rates = [float(r.fps) for r in getattr(train_ds, "records", []) if getattr(r, "fps", None)]
         fps = float(np.median(rates)) if rates else None
         last_path = self.run_dir / "last.pt"
