@@ -208,7 +208,7 @@ def cmd_server(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            proc.wait(timeout=10)  # uvicorn stops at once; mlflow's CLI and its job consumers may linger
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:

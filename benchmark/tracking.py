@@ -266,7 +266,7 @@ def start_run(name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> 
     with _store_lock(_state["uri"] or mlflow.get_tracking_uri()):
         resume_id = _claim_interrupted(str(tags.get("config_hash", "")))
         if resume_id is not None:
-            print(f"[resume] continuing MLflow run {resume_id}: its process is gone")
+            print(f"[resume] continuing MLflow run {resume_id} of this config: it was interrupted (its process is gone)")
             active = mlflow.start_run(run_id=resume_id, tags={**tags, **_process_tags()})
         else:
             active = mlflow.start_run(run_name=name, tags={**tags, **_process_tags()})

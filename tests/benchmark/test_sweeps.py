@@ -40,6 +40,51 @@ def _cli(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.Completed
                           text=True, timeout=timeout)
 
 
+def test_plan_reads_the_launcher_and_the_store_from_the_command_line(monkeypatch):
+    from benchmark.sweeps import plan
+
+    monkeypatch.delenv("RPPG_BENCH_JOBS", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    p = plan(["-m", "method=pos,chrom", "seed=0,1,2", "hydra/launcher=slurm", "tracking.uri=http://h:5000"])
+    assert (p.multirun, p.runs, p.launcher, p.at_once, p.uri) == (True, 6, "slurm", 64, "http://h:5000") and p.parallel
+    p = plan(["-m", "method=pos,chrom", "hydra/launcher=local", "trainer.threads=2"])
+    assert p.at_once == max(1, (os.cpu_count() or 1) // 2) and p.uri == "sqlite:///results/mlflow.db"
+    monkeypatch.setenv("RPPG_BENCH_JOBS", "3")
+    assert plan(["-m", "method=pos,chrom", "hydra/launcher=local"]).at_once == 3
+    assert not plan(["-m", "method=pos,chrom"]).parallel  # hydra's basic launcher: one run after the other
+    assert not plan(["-m", "method=pos", "hydra/launcher=slurm_local"]).parallel  # one run
+    assert plan(["-m", "method=pos", "seed=0,1", "hydra/launcher=slurm_local"]).parallel
+    assert not plan(["method=pos", "hydra/launcher=local"]).multirun
+
+
+def test_an_interrupted_run_ends_killed_and_the_next_start_of_its_config_continues_it(tmp_path, monkeypatch):
+    """Ctrl-C, or submitit requeueing a preempted job (SystemExit): KILLED, not FAILED, and continued."""
+    from benchmark import tracking
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.setup(uri, "interrupted", str(tmp_path / "art"))
+    with pytest.raises(SystemExit), tracking.start_run("r", {"config_hash": "abc"}, {"a": 1}):
+        raise SystemExit(144)  # what submitit's requeue raises in the job
+    (run,) = _runs(uri, "interrupted")
+    assert run.info.status == "KILLED" and run.data.tags["rppg.interrupted"] == "true"
+    with tracking.start_run("r", {"config_hash": "abc"}, {"a": 1}) as again:
+        assert again.info.run_id == run.info.run_id
+    (run,) = _runs(uri, "interrupted")
+    assert run.info.status == "FINISHED" and run.data.tags["rppg.restarts"] == "1"
+    assert run.data.tags["rppg.interrupted"] == "continued"
+
+
+def test_a_running_run_of_an_earlier_attempt_of_this_slurm_job_counts_as_gone(monkeypatch):
+    from benchmark.tracking import process_gone
+
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    fresh = {"rppg.host": "node-7", "rppg.pid": "99", "rppg.heartbeat": str(time.time())}
+    assert process_gone({**fresh, "rppg.slurm_job": "4242"})  # requeued: the earlier attempt ended
+    assert not process_gone({**fresh, "rppg.slurm_job": "4243"})  # another job, beating recently: alive
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
