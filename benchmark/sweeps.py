@@ -74,6 +74,11 @@ class SweepPlan:
         return self.multirun and min(self.runs, self.at_once) > 1
 
 
+#: hydra's command-line flags followed by a value (``rppg-bench run --config-dir DIR ...``).
+FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p",
+                    "--info", "--experimental-rerun"}
+
+
 def _is_multirun(argv: Sequence[str]) -> bool:
     return any(a in ("-m", "--multirun") for a in argv) or any(a.replace(" ", "") == "hydra.mode=MULTIRUN" for a in argv)
 
@@ -92,7 +97,12 @@ def plan(argv: Sequence[str]) -> SweepPlan:
     from benchmark.cli import CONF_MODULE
 
     register_resolvers()
-    args = [a for a in argv if not a.startswith("-")]
+    args, skip = [], False
+    for a in argv:  # overrides only: hydra's flags, and the value of those that take one, are not
+        if skip or a.startswith("-"):
+            skip = not skip and a in FLAGS_WITH_VALUE
+            continue
+        args.append(a)
     multirun = _is_multirun(argv)
     parsed = OverridesParser.create().parse_overrides(args)
     runs: float = 1
