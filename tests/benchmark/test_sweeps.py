@@ -165,36 +165,49 @@ def test_a_parallel_sweep_into_a_sqlite_store_is_refused(tmp_path):
     assert len(err) == 1 and err[0].startswith("error: a parallel sweep") and "rppg-bench server" in err[0], p.stderr
     assert "database is locked" in err[0] and f"sqlite:///{db}" in err[0]
     assert not db.exists() and not (tmp_path / "cache").exists()  # refused before anything started
-    # one job at a time into the same store is fine (the serial sweep is what SQLite can take)
-    p = _cli(["run", "-m", "method=pos", "seed=0,1", "hydra/launcher=local", "hydra.launcher.n_jobs=1", *TINY,
-              f"tracking.uri=sqlite:///{db}", f"tracking.artifacts={tmp_path}/art", f"cache_dir={tmp_path}/cache"], tmp_path)
-    assert p.returncode == 0 and p.stdout.count("[done]") == 2, p.stderr[-3000:]
+    assert not (tmp_path / "outputs").exists()  # hydra launched nothing (one job at a time: test_plan_...)
 
 
-NEURAL = ["method=deepphys", "trainer.epochs=3", "trainer.max_batches_per_epoch=4"]
+NEURAL = ["method=deepphys", "trainer.epochs=3", "trainer.max_batches_per_epoch=3"]
 
 
 def test_two_processes_with_one_training_hash_train_once(tmp_path):
     """Two runs with the same training hash at once (here the same config into two stores): one trains,
-    the other waits for the lock on ``runs_dir/train-<hash>.lock`` and then loads the finished training."""
-    procs = []
-    for i in range(2):
+    the other waits for the lock on ``runs_dir/train-<hash>.lock`` and then loads the finished training.
+    The first is paused (SIGSTOP) while it holds the lock, so the second surely finds it held."""
+    def start(i: int) -> tuple[subprocess.Popen, Path]:
         args = ["run", *NEURAL, *TINY, f"tracking.uri=sqlite:///{tmp_path}/store{i}.db", f"tracking.artifacts={tmp_path}/art{i}",
                 f"cache_dir={tmp_path}/cache", f"runs_dir={tmp_path}/runs"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=tmp_path, env=_env(tmp_path),
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert sum("[wait] train-" in o for o in outs) == 1, outs  # the second one waited for the first one's training
+        log = tmp_path / f"out{i}.log"
+        with open(log, "w") as f:
+            return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=tmp_path, env=_env(tmp_path),
+                                    stdout=f, stderr=subprocess.STDOUT), log
+
+    def wait_for(what, proc: subprocess.Popen, timeout: float = 240) -> None:
+        deadline = time.time() + timeout
+        while not what():
+            assert proc.poll() is None and time.time() < deadline, f"gave up waiting: {proc.args}"
+            time.sleep(0.05)
+
+    first, log0 = start(0)
+    wait_for(lambda: list((tmp_path / "runs").glob("train-*.lock")), first)  # it holds the lock: it made the file
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second, log1 = start(1)
+        wait_for(lambda: "[wait] train-" in log1.read_text(), second)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert [p.wait(timeout=300) for p in (first, second)] == [0, 0], log0.read_text()[-2000:] + log1.read_text()[-2000:]
     resumed = []
     for i in range(2):
-        run = _runs(f"sqlite:///{tmp_path}/store{i}.db")[0]
+        (run,) = _runs(f"sqlite:///{tmp_path}/store{i}.db")
+        assert run.info.status == "FINISHED"
         info = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="training.json", dst_path=str(tmp_path / f"dl{i}"),
             tracking_uri=f"sqlite:///{tmp_path}/store{i}.db")).read_text())
         resumed.append(info["resumed_from"])
-    assert sorted(r is None for r in resumed) == [False, True]  # one trained from scratch, one loaded its result
-    assert [p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()] and len(list((tmp_path / "runs").glob("train-*.lock"))) == 1
+    assert resumed[0] is None and resumed[1] is not None  # the first trained from scratch, the second loaded its result
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 1
 
 
 def test_a_killed_submitit_training_job_continues_when_resubmitted(server, tmp_path):
