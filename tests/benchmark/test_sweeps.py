@@ -85,6 +85,16 @@ def test_a_running_run_of_an_earlier_attempt_of_this_slurm_job_counts_as_gone(mo
     assert not process_gone({**fresh, "rppg.slurm_job": "4243"})  # another job, beating recently: alive
 
 
+@pytest.mark.parametrize("arg, says", [("prot=5000", "unknown argument 'prot=5000'; valid: port="),
+                                       ("port=99999", "port must be a number from 1 to 65535"),
+                                       ("backend=results/mlflow.db", "backend must be a database URI")])
+def test_server_names_a_bad_argument_in_one_line(arg, says, capsys):
+    from benchmark.cli import main
+
+    assert main(["server", arg]) == 1
+    assert says in capsys.readouterr().err.splitlines()[0]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
