@@ -17,6 +17,8 @@
     rppg-bench realism                    # classic methods on each synthetic tier vs published MAEs → results/realism.*
     rppg-bench label-report [key=value]   # label fidelity and SQIs of raw / band-passed / quantized labels
     rppg-bench label-experiment [key=value]   # label-noise experiment: methods × severity × label mode × seeds
+    rppg-bench server [port=5000] [host=127.0.0.1] [backend=sqlite:///results/mlflow.db] [artifacts=results/mlartifacts]   # MLflow tracking server for parallel sweeps
+    rppg-bench run -m method=pos,chrom seed=0,1 hydra/launcher=local tracking.uri=http://127.0.0.1:5000   # runs in parallel (slurm: a job array)
     rppg-bench COMMAND --help             # that command's usage
 """
 
@@ -112,6 +114,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     argv = [a for a in argv if a not in ("-v", "--verbose")]
     full = verbose or os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
     errors: list[str] = []
+    parent = os.getpid()
 
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def _main(cfg: Any) -> float | None:
@@ -124,11 +127,26 @@ def cmd_run(argv: Sequence[str]) -> int:
         except Exception as exc:  # noqa: BLE001 - reported as one line below; a sweep goes on
             if full:
                 traceback.print_exc()
+            if os.getpid() != parent:
+                # a launcher's worker (joblib, submitit): this list is the worker's copy. Failing the job
+                # makes hydra report it when the launcher returns (after every run of the batch ended).
+                print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
+                raise RuntimeError(one_line(exc)) from None
             errors.append(one_line(exc))
             return None
         return metrics.get("test/mae_bpm")
 
     argv = expand_protocol_args(argv)
+    from benchmark.sweeps import check_and_prepare, register_resolvers
+
+    register_resolvers()  # ${rppg_jobs:...} of hydra/launcher=local
+    try:  # a parallel sweep into a local SQLite store is refused here, before any run starts
+        check_and_prepare(argv)
+    except Exception as exc:  # noqa: BLE001 - one line, as every error of `run`
+        if full:
+            traceback.print_exc()
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
     saved = (sys.argv, os.environ.get("HYDRA_FULL_ERROR"))
     sys.argv = ["rppg-bench-run", *argv]
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -532,7 +550,7 @@ COMMANDS = {
 #: Commands defined in other modules, imported only when one of them runs (the label-quality lab
 #: imports scipy, pandas and torch at module level): command → module whose ``COMMANDS`` has it.
 MODULE_COMMANDS = {"label-report": "benchmark.label_lab", "label-experiment": "benchmark.label_lab",
-                   "report": "benchmark.report", "stats-selftest": "benchmark.stats", "realism": "benchmark.realism"}
+                   "report": "benchmark.report", "server": "benchmark.sweeps", "stats-selftest": "benchmark.stats", "realism": "benchmark.realism"}
 
 
 def _command(name: str) -> Any:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,31 @@ def training_identity(identity: Mapping[str, Any], protocol: Protocol, data_fp: 
         "data_versions": {a: (identity.get("data_versions") or {}).get(a) for a in aliases},
         "data_fingerprint": {a: data_fp[a] for a in aliases if a in data_fp},
     }
+
+
+@contextmanager
+def training_lock(train_dir: Path) -> Iterator[None]:
+    """Hold ``<train_dir>.lock`` while training there: two processes with the same training hash (two
+    protocols sharing their training data in a parallel sweep, or a config submitted twice) would
+    otherwise write the same checkpoints at once. The second one waits, then its fit finds the
+    finished training in the folder and only loads the selected weights (as a later run of a
+    finished training does). ``filelock`` (fcntl ``flock``) is dropped by the OS when its holder dies,
+    so a killed training never blocks the next one; NFS needs working locks (NFSv4, or lockd for v3).
+    """
+    from filelock import FileLock, Timeout
+
+    train_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(train_dir) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[wait] {train_dir.name} is being trained by another process ({lock.lock_file} is held); "
+              "waiting for it to finish, then this run reuses that training", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _beat_times(rec: CachedRecord) -> np.ndarray | None:
@@ -396,9 +422,11 @@ def run(cfg: Any, overrides: Sequence[str] | None = None) -> dict[str, float]:
                                               dataclasses.replace(ecfg, n_boot=0))
                     return met["mae_bpm"]
 
-                trainer = Trainer(tconf, Path(plain.get("runs_dir", "runs")) / f"train-{thash}", seed=seed,
+                train_dir = Path(plain.get("runs_dir", "runs")) / f"train-{thash}"
+                trainer = Trainer(tconf, train_dir, seed=seed,
                                   log_metrics=lambda m, s: tracking.log_metrics(m, step=s), val_metric=val_mae if val_recs else None)
-                res = trainer.fit(method, train_ds, val_ds)
+                with training_lock(train_dir):
+                    res = trainer.fit(method, train_ds, val_ds)
                 fit_info = {"best": res.best, "resumed_from": res.resumed_from, "epochs": len(res.history)}
                 tracking.log_text(json.dumps({"history": res.history, **fit_info}, indent=1, default=str), "training.json")
         test_recs = loader.cached("test")

@@ -13,7 +13,11 @@ out of memory, node lost) continues *that* run — as the trainer continues its 
 marks older leftovers KILLED, so a killed run does not stay RUNNING forever nor finish as a second
 run. A process on this host is checked directly (pid and start time, so a reused pid does not
 count); one on another host cannot be, so its run counts as gone when its heartbeat is older than
-``RPPG_BENCH_STALE_HOURS`` (default 12).
+``RPPG_BENCH_STALE_HOURS`` (default 12) — or at once when it carries this process's own SLURM job id
+(``rppg.slurm_job``: a requeued job keeps its id, so that run was an earlier attempt of this job).
+A run stopped by Ctrl-C or by a submitit requeue (preemption, time-out) ends KILLED with the tag
+``rppg.interrupted=true``, and the next start of its config continues it too. A SIGKILLed run stays
+RUNNING until then: nothing runs in a killed process to mark it.
 """
 
 from __future__ import annotations
@@ -83,7 +87,12 @@ def setup(uri: str | None = None, experiment: str = "rppg-bench", artifacts: str
         # The first access builds the store; on a new SQLite file that creates and migrates the schema,
         # which two processes must not do at once ("table experiments already exists", "duplicate
         # column name"): one process does it under the lock, the others then find it done.
-        exp_id = experiment_under(experiment, artifacts or DEFAULT_ARTIFACTS)
+        if uri.startswith(("http://", "https://")) and "://" not in (artifacts or ""):
+            # a tracking server stores the artifacts itself (`rppg-bench server`: --serve-artifacts): a local
+            # path here would make every client write to its own disk instead of uploading to the server
+            exp_id = experiment_under(experiment, None)
+        else:
+            exp_id = experiment_under(experiment, artifacts or DEFAULT_ARTIFACTS)
     mlflow.set_experiment(experiment_id=exp_id)
     _state.update(uri=uri, experiment_id=exp_id)
     return exp_id
@@ -97,12 +106,24 @@ def artifacts_root(experiment: str) -> str:
     return exp.artifact_location.rsplit("/", 1)[0] if exp is not None else Path(DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
-def experiment_under(experiment: str, artifacts: str) -> str:
+def experiment_under(experiment: str, artifacts: str | None) -> str:
     """Id of ``experiment``, created with its artifacts in ``<artifacts>/<experiment>`` if new (without a
     location MLflow would use ./mlruns of the working folder). An existing experiment elsewhere (made by an
-    older version; MLflow cannot move it) is kept, and a note says where its artifacts go."""
+    older version; MLflow cannot move it) is kept, and a note says where its artifacts go. ``artifacts=None``
+    (a tracking server): the server's artifact root."""
     import mlflow
 
+    if artifacts is None:
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return mlflow.create_experiment(experiment)
+        except mlflow.exceptions.MlflowException:  # created meanwhile by another process of the sweep
+            exp = mlflow.get_experiment_by_name(experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
     root = Path(artifacts).resolve().as_uri() if "://" not in artifacts else artifacts.rstrip("/")
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
@@ -146,12 +167,29 @@ def find_finished(exp_id: str, chash: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def slurm_job() -> str | None:
+    """This process's SLURM job (``<array job>_<task>`` in a job array), None outside SLURM. A job requeued
+    after preemption or a time-out keeps its id, so a RUNNING run tagged with our own job id belongs to
+    an earlier, ended attempt of this job even when it ran on another node.
+
+    >>> slurm_job() if "SLURM_JOB_ID" not in os.environ else None
+    """
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def _process_tags() -> dict[str, str]:
     import psutil
 
     me = psutil.Process()
-    return {"rppg.host": socket.gethostname(), "rppg.pid": str(me.pid), "rppg.pid_started": f"{me.create_time():.3f}",
+    tags = {"rppg.host": socket.gethostname(), "rppg.pid": str(me.pid), "rppg.pid_started": f"{me.create_time():.3f}",
             "rppg.heartbeat": f"{time.time():.0f}"}
+    job = slurm_job()
+    if job:
+        tags["rppg.slurm_job"] = job
+    return tags
 
 
 def process_gone(tags: Mapping[str, str], start_time_ms: int | None = None, now: float | None = None) -> bool:
@@ -166,6 +204,9 @@ def process_gone(tags: Mapping[str, str], start_time_ms: int | None = None, now:
 
     now = time.time() if now is None else now
     pid = tags.get("rppg.pid", "")
+    job = slurm_job()
+    if job and tags.get("rppg.slurm_job") == job and not (tags.get("rppg.host") == socket.gethostname() and pid == str(os.getpid())):
+        return True  # an earlier attempt of this SLURM job (requeued): it has ended wherever it ran
     if tags.get("rppg.host") == socket.gethostname() and pid.isdigit():
         try:
             started = psutil.Process(int(pid)).create_time()
@@ -193,13 +234,22 @@ def _claim_interrupted(chash: str) -> str | None:
     if len(gone) < len(runs):
         print(f"[warn] config {chash} is being run by another live process too (MLflow run "
               f"{next(r.info.run_id for r in runs if r not in gone)}); this one starts its own run")
+    # runs stopped by Ctrl-C, or by submitit's requeue on preemption/time-out (see start_run): continued too
+    stopped = client.search_runs([exp_id], filter_string=f"tags.config_hash = '{chash}' and attributes.status = 'KILLED' "
+                                 "and tags.`rppg.interrupted` = 'true'", order_by=["attributes.start_time DESC"])
+    gone = sorted([*gone, *stopped], key=lambda r: -r.info.start_time)
     if not gone:
         return None
     keep, older = gone[0], gone[1:]
     for r in older:
         client.set_tag(r.info.run_id, "rppg.superseded_by", keep.info.run_id)
-        client.set_terminated(r.info.run_id, "KILLED")
+        if r.data.tags.get("rppg.interrupted") == "true":
+            client.set_tag(r.info.run_id, "rppg.interrupted", "superseded")  # never continued again
+        if r.info.status != "KILLED":
+            client.set_terminated(r.info.run_id, "KILLED")
     t = keep.data.tags
+    if t.get("rppg.interrupted"):
+        client.set_tag(keep.info.run_id, "rppg.interrupted", "continued")
     client.set_tag(keep.info.run_id, "rppg.restarts", str(int(t.get("rppg.restarts", "0")) + 1))
     client.set_tag(keep.info.run_id, "rppg.interrupted_process", f"{t.get('rppg.host', '?')}:{t.get('rppg.pid', '?')}")
     for k, v in _process_tags().items():  # claimed: a concurrent starter now sees a live process
@@ -216,7 +266,7 @@ def start_run(name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> 
     with _store_lock(_state["uri"] or mlflow.get_tracking_uri()):
         resume_id = _claim_interrupted(str(tags.get("config_hash", "")))
         if resume_id is not None:
-            print(f"[resume] continuing MLflow run {resume_id}: its process is gone")
+            print(f"[resume] continuing MLflow run {resume_id} of this config: it was interrupted (its process is gone)")
             active = mlflow.start_run(run_id=resume_id, tags={**tags, **_process_tags()})
         else:
             active = mlflow.start_run(run_name=name, tags={**tags, **_process_tags()})
@@ -225,7 +275,14 @@ def start_run(name: str, tags: Mapping[str, str], params: Mapping[str, Any]) -> 
         items = list(flatten(params).items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             mlflow.log_params({k: str(v)[:6000] for k, v in items[i : i + 100]})
-        yield run
+        try:
+            yield run
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C, or submitit requeueing a preempted/timed-out job (it exits with SystemExit): not a
+            # failure of the run. KILLED and tagged, so the next start of this config continues it.
+            mlflow.set_tag("rppg.interrupted", "true")
+            mlflow.end_run("KILLED")
+            raise
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
