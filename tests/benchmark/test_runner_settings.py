@@ -33,7 +33,7 @@ def _settings(overrides: list[str]):
 
 
 def test_command_line_beats_method_quick_preset():
-    # the report's case: physformer's quick preset (8 epochs, lr 3e-3) used to win over the command line
+    # the report's case: physformer's quick preset (then 8 epochs, lr 3e-3) used to win over the command line
     s = _settings(["method=physformer", "trainer=quick", "trainer.epochs=1", "trainer.lr=0.1"])
     assert s.trainer["epochs"] == 1 and s.trainer["lr"] == 0.1
     assert s.sources["trainer.epochs"] == s.sources["trainer.lr"] == COMMAND_LINE
@@ -52,7 +52,7 @@ def test_command_line_beats_paper_recipe():
 
 
 def test_setting_equal_to_the_trainer_preset_still_wins():
-    # trainer.epochs=5 equals quick.yaml's value; it is explicit, so physformer's 8 must not replace it
+    # trainer.epochs=5 equals quick.yaml's value; it is explicit, so physformer's 6 must not replace it
     s = _settings(["method=physformer", "trainer.epochs=5"])
     assert s.trainer["epochs"] == 5 and s.sources["trainer.epochs"] == COMMAND_LINE
 
@@ -60,7 +60,7 @@ def test_setting_equal_to_the_trainer_preset_still_wins():
 def test_nothing_explicit_keeps_todays_presets():
     quick = _settings(["method=physformer"])
     assert {k: quick.trainer[k] for k in ("epochs", "lr", "select", "batch_size")} == \
-        {"epochs": 8, "lr": 3e-3, "select": "val_mae", "batch_size": 2}
+        {"epochs": 6, "lr": 3e-3, "select": "val_mae", "batch_size": 2}
     assert quick.sources["trainer.batch_size"] == "physformer quick preset"
     assert (quick.method["frames"], quick.method["size"]) == (64, 64)
     paper = _settings(["method=physformer", "trainer=paper"])
