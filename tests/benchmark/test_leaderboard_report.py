@@ -15,17 +15,17 @@ def test_report_from_runs_and_from_committed_tables(tmp_path, monkeypatch):
     (results / "efficiency.csv").write_text("method,device,shape,params,macs_per_clip,throughput_clips_s,peak_mem_mb\n"
                                             "physnet,cpu,3x128x72x72,768577,17560000000,4.1,240\n")
     for i, (m, sc) in enumerate((("pos", 1.0), ("chrom", 2.0), ("green", 6.0))):
-        _log(m, 0, f"{m}0", _preds(sc, i), protocol="synthetic_cross")
+        _log(m, 0, f"{m}0", _preds(sc, i), protocol="synthetic_cross_ubfc_like")
     _log("pos", 0, "other", _preds(1.0, 9), protocol="other")
     md = write_report(results, "rep", protocol="synthetic_cross", n_boot=199).read_text()
-    assert "## synthetic_cross" in md and "## other" not in md
+    assert "## synthetic_cross_ubfc_like" in md and "## other" not in md  # the suite selects its member
     assert "Friedman test over 3 methods × 8 subjects" in md and "| pos | chrom |" in md
-    assert "![critical-difference diagram](report/cd_synthetic_cross.png)" in md and "## Efficiency" in md and "768,577" in md
+    assert "![critical-difference diagram](report/cd_synthetic_cross_ubfc_like.png)" in md and "## Efficiency" in md and "768,577" in md
     rep = results / "report"
-    for f in ("leaderboard_synthetic_cross.tex", "pairs_synthetic_cross.tex", "bland_altman_synthetic_cross.tex", "efficiency.tex",
-              "cd_synthetic_cross.png", "ba_synthetic_cross.png"):
+    for f in ("leaderboard_synthetic_cross_ubfc_like.tex", "pairs_synthetic_cross_ubfc_like.tex", "bland_altman_synthetic_cross_ubfc_like.tex", "efficiency.tex",
+              "cd_synthetic_cross_ubfc_like.png", "ba_synthetic_cross_ubfc_like.png"):
         assert (rep / f).stat().st_size > 100, f
-    assert r"\sqrt{2}" in (rep / "bland_altman_synthetic_cross.tex").read_text()  # states: no √2 widening
+    assert r"\sqrt{2}" in (rep / "bland_altman_synthetic_cross_ubfc_like.tex").read_text()  # states: no √2 widening
     # an empty store: the committed leaderboard tables are used, and the report says so
     from benchmark.leaderboard import write_leaderboard
 
@@ -33,7 +33,7 @@ def test_report_from_runs_and_from_committed_tables(tmp_path, monkeypatch):
     tracking.setup(f"sqlite:///{tmp_path}/empty.db", "none", str(tmp_path / "art2"))
     md2 = write_report(results, "none", protocol="synthetic_cross").read_text()
     assert "committed results/leaderboard*.csv" in md2 and "| pos | chrom |" in md2
-    assert "figures/cd_synthetic_cross.png" in md2
+    assert "figures/cd_synthetic_cross_ubfc_like.png" in md2
 
 
 def test_leaderboard_and_report_commands(tmp_path, monkeypatch, capsys):
