@@ -28,13 +28,15 @@ def test_bench_runs_each_method_in_its_own_process_and_reports_failures(monkeypa
     boards = []
     monkeypatch.setattr("benchmark.leaderboard.cmd_leaderboard", lambda argv: boards.append(list(argv)) or 0)
     children = []
-    real = cli._spawn_run
+    from benchmark import bench
+
+    real = bench._spawn_run
 
     def spy(overrides):
         children.append(list(overrides))
         return real(overrides)
 
-    monkeypatch.setattr(cli, "_spawn_run", spy)
+    monkeypatch.setattr(bench, "_spawn_run", spy)
     assert cli.main(["bench", "methods=no_such_method", "seeds=3", "tracking.experiment=x", "protocol=synthetic_intra", "jobs=1"]) == 1
     out, err = capsys.readouterr()
     assert children == [["method=no_such_method", "tracking.experiment=x", "seed=3", "protocol=synthetic_intra"]]
