@@ -183,25 +183,28 @@ def default_protocol() -> str:
     return next(str(d["protocol"]) for d in conf["defaults"] if isinstance(d, dict) and "protocol" in d)
 
 
+def _given_protocols(argv: Sequence[str]) -> list[str]:
+    """The names of ``protocol=a,b`` in ``argv`` (the last one wins), else the default protocol."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("protocol=")]
+    return given[-1].split(",") if given else [default_protocol()]
+
+
 def protocol_names(argv: Sequence[str]) -> list[str]:
-    """The protocols named by ``protocol=a,b`` in ``argv`` (the last one wins), suites expanded; the
-    default protocol when there is none."""
+    """The protocols ``argv`` names, suites expanded (:func:`_given_protocols`)."""
     from protocols.protocol import expand_suites
 
-    given = [a.split("=", 1)[1] for a in argv if a.startswith("protocol=")]
-    return expand_suites(given[-1].split(",") if given else [default_protocol()])
+    return expand_suites(_given_protocols(argv))
 
 
 def expand_protocol_args(argv: Sequence[str]) -> list[str]:
     """``protocol=<suite>`` (or the default protocol, when it is a suite) → ``--multirun protocol=a,b,c``:
     ``rppg-bench run method=pos`` runs the default suite's protocols one after the other."""
-    from protocols.protocol import suite_members
+    from protocols.protocol import expand_suites, suite_members
 
-    given = [a.split("=", 1)[1] for a in argv if a.startswith("protocol=")]
-    values = given[-1].split(",") if given else [default_protocol()]
+    values = _given_protocols(argv)
     if not any(suite_members(v) for v in values):
         return list(argv)
-    names = protocol_names(argv)
+    names = expand_suites(values)
     out = [a for a in argv if not a.startswith("protocol=")] + [f"protocol={','.join(names)}"]
     if len(names) > 1 and not any(a in ("-m", "--multirun") for a in out):
         out.insert(0, "--multirun")

@@ -32,7 +32,6 @@ printed per stride; the same files are written at the end.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -110,8 +109,6 @@ class MethodInfo:
         return {"frames": self.frames, "size": self.size, "transforms": list(self.transforms), "source": self.shape_source}
 
 
-_ALT: Any = None
-
 #: Frame height the face detector searches at (an integer downscale of taller frames, see :func:`detect`).
 DETECT_HEIGHT = 240
 
@@ -132,15 +129,9 @@ def detect(frame: np.ndarray) -> tuple[int, int, int, int] | None:
     # a face framed for rPPG (a smaller one gives too few skin pixels anyway).
     k = max(1, int(frame.shape[0] // DETECT_HEIGHT))
     small = frame if k == 1 else cv2.resize(frame, (frame.shape[1] // k, frame.shape[0] // k), interpolation=cv2.INTER_AREA)
-    b = detect_face(small)
+    b = detect_face(small, fallback_alt=True)
     if b is None:
-        global _ALT
-        if _ALT is None:
-            _ALT = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_alt.xml"))
-        faces = _ALT.detectMultiScale(cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY))
-        if len(faces) == 0:
-            return None
-        b = max(faces, key=lambda f: f[2])
+        return None
     return tuple(int(v) * k for v in b)  # type: ignore[return-value]
 
 

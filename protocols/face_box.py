@@ -15,28 +15,33 @@ if TYPE_CHECKING:
     from protocols.base import Record
     from protocols.preprocess import PreprocessConfig
 
-_CASCADE: Any = None
+_CASCADES: dict[str, Any] = {}
 
 
-def haar_cascade() -> Any:
-    """OpenCV's frontal-face Haar cascade (shipped with opencv-python), loaded once per process."""
-    global _CASCADE
-    if _CASCADE is None:
-        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        _CASCADE = cv2.CascadeClassifier(path)
-        if _CASCADE.empty():  # pragma: no cover - broken OpenCV install
+def haar_cascade(name: str = "default") -> Any:
+    """OpenCV's frontal-face Haar cascade ``haarcascade_frontalface_<name>.xml`` (``default``, or ``alt``;
+    both ship with opencv-python), loaded once per process."""
+    if name not in _CASCADES:
+        path = os.path.join(cv2.data.haarcascades, f"haarcascade_frontalface_{name}.xml")
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():  # pragma: no cover - broken OpenCV install
             raise RuntimeError(f"could not load Haar cascade {path}")
-    return _CASCADE
+        _CASCADES[name] = cascade
+    return _CASCADES[name]
 
 
-def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Widest Haar-cascade face box (x, y, w, h) in an RGB uint8 frame, or None."""
+def detect_face(frame: np.ndarray, fallback_alt: bool = False) -> tuple[int, int, int, int] | None:
+    """Widest Haar-cascade face box (x, y, w, h) in an RGB uint8 frame, or None.
+
+    ``fallback_alt``: where the default cascade finds nothing, try the ``alt`` cascade (``predict``
+    does; benchmark preprocessing keeps the toolbox's default cascade alone)."""
     gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    faces = haar_cascade().detectMultiScale(gray)
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda b: b[2])
-    return int(x), int(y), int(w), int(h)
+    for name in ("default", "alt") if fallback_alt else ("default",):
+        faces = haar_cascade(name).detectMultiScale(gray)
+        if len(faces):
+            x, y, w, h = max(faces, key=lambda b: b[2])
+            return int(x), int(y), int(w), int(h)
+    return None
 
 
 def enlarge_box(box: tuple[int, int, int, int], coef: float, height: int, width: int) -> tuple[int, int, int, int]:
